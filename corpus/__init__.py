@@ -1,0 +1,1 @@
+"""The knowledge base: settings, records, the embedding model and the Chroma store."""

@@ -1,0 +1,75 @@
+"""The sentence-transformers model, loaded from a local folder only (never the hub)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+
+class Embedder(Embeddings):
+    """Normalised sentence embeddings; `warm_up()` loads the model, nothing loads at import."""
+
+    def __init__(self, model_path: str | Path, batch_size: int = 32) -> None:
+        self.model_path = str(model_path)
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    def warm_up(self) -> None:
+        """Load the model once; later calls do nothing."""
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        if not Path(self.model_path, "modules.json").is_file():
+            raise FileNotFoundError(
+                f"no sentence-transformers model at {self.model_path} (set RAG_EMBED_MODEL)"
+            )
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+
+    @property
+    def dimension(self) -> int:
+        """Length of one embedding vector."""
+        self.warm_up()
+        return int(self._model.get_embedding_dimension())
+
+    def encode(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed texts in batches; `progress(n)` is called after each batch of n texts."""
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        step = self.batch_size * 4
+        parts = []
+        for i in range(0, len(texts), step):
+            batch = list(texts[i : i + step])
+            parts.append(
+                self._model.encode(
+                    batch,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            )
+            if progress:
+                progress(len(batch))
+        return np.vstack(parts).astype(np.float32)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """LangChain interface: embed passages."""
+        return self.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """LangChain interface: embed one query."""
+        return self.encode([text])[0].tolist()

@@ -1,0 +1,265 @@
+"""The only code that touches Chroma: chunks, sentences and the manifest of live versions.
+
+Crash safety rests on one rule: a document version's chunks are written first, the manifest
+entry that makes them live is switched second, and the old version is deleted last. Readers only
+ever see versions named in the manifest, so a half-written version is invisible and the next
+ingest deletes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import chromadb
+import numpy as np
+
+from corpus.records import Chunk, DocumentEntry, Sentence
+from corpus.settings import Settings
+
+CHUNKS, SENTENCES, DOCUMENTS, STATE = "chunks", "sentences", "documents", "state"
+_BATCH = 1000
+
+
+class StoreError(RuntimeError):
+    """The index cannot be opened or read."""
+
+
+def version_of(record_id: str) -> str:
+    """Chunk and sentence ids are `{version}-c{n}` / `{version}-s{n}`."""
+    return record_id.rsplit("-", 1)[0]
+
+
+class Store:
+    """A Chroma database holding one index; embedded on disk, or a `chroma run` server."""
+
+    def __init__(self, client: Any, location: str) -> None:
+        self.client = client
+        self.location = location
+        self._open_collections()
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        """Open (creating if needed) the index named by settings."""
+        chroma_settings = chromadb.Settings(anonymized_telemetry=False)
+        try:
+            if settings.chroma_host:
+                client = chromadb.HttpClient(
+                    host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+                )
+                location = f"http://{settings.chroma_host}:{settings.chroma_port}"
+            else:
+                path = settings.index_dir / "chroma"
+                path.mkdir(parents=True, exist_ok=True)
+                client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+                location = str(path)
+            return cls(client, location)
+        except Exception as exc:  # chromadb raises many types; say where and why
+            raise StoreError(f"cannot open the index at {settings.index_dir}: {exc}") from exc
+
+    def _open_collections(self) -> None:
+        cosine = {"hnsw": {"space": "cosine", "ef_search": 200}}
+        get = self.client.get_or_create_collection
+        self.chunks = get(CHUNKS, embedding_function=None, configuration=cosine)
+        self.sentences = get(SENTENCES, embedding_function=None, configuration=cosine)
+        self.manifest = get(DOCUMENTS, embedding_function=None)
+        self.state = get(STATE, embedding_function=None)
+
+    def reset(self) -> None:
+        """Drop everything in this index."""
+        for name in (CHUNKS, SENTENCES, DOCUMENTS, STATE):
+            with contextlib.suppress(Exception):  # absent already
+                self.client.delete_collection(name)
+        self._open_collections()
+
+    # -- the manifest -----------------------------------------------------------------------
+
+    def documents(self) -> dict[str, DocumentEntry]:
+        """The live version of every indexed source, by source path."""
+        got = self.manifest.get(include=["metadatas"])
+        return {
+            source: DocumentEntry(source=source, **meta)  # type: ignore[arg-type]
+            for source, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
+        }
+
+    def generation(self) -> str:
+        """A token that changes whenever the set of live versions changes."""
+        got = self.state.get(ids=["generation"], include=["metadatas"])
+        return str(got["metadatas"][0]["value"]) if got["ids"] else ""
+
+    def last_ingest(self) -> str:
+        """When the live set last changed (ISO time), or '' for a new index."""
+        got = self.state.get(ids=["generation"], include=["metadatas"])
+        return str(got["metadatas"][0]["updated"]) if got["ids"] else ""
+
+    def publish(self, entries: Sequence[DocumentEntry]) -> None:
+        """Make these versions live (their chunks must already be written)."""
+        if entries:
+            metas = [{k: v for k, v in asdict(e).items() if k != "source"} for e in entries]
+            ids = [e.source for e in entries]
+            for i in range(0, len(ids), _BATCH):
+                self.manifest.upsert(
+                    ids=ids[i : i + _BATCH],
+                    embeddings=[[1.0]] * len(ids[i : i + _BATCH]),
+                    metadatas=metas[i : i + _BATCH],
+                )
+            self._bump()
+
+    def unpublish(self, sources: Sequence[str]) -> None:
+        """Take these sources out of the live set."""
+        if sources:
+            self.manifest.delete(ids=list(sources))
+            self._bump()
+
+    def _bump(self) -> None:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self.state.upsert(
+            ids=["generation"],
+            embeddings=[[1.0]],
+            metadatas=[{"value": uuid.uuid4().hex, "updated": now}],
+        )
+
+    # -- chunks and sentences ---------------------------------------------------------------
+
+    def write(
+        self,
+        chunks: Sequence[Chunk],
+        chunk_vectors: np.ndarray,
+        sentences: Sequence[Sentence],
+        sentence_vectors: np.ndarray,
+    ) -> None:
+        """Add one or more document versions' chunks and sentences (not yet live)."""
+        for i in range(0, len(chunks), _BATCH):
+            part = chunks[i : i + _BATCH]
+            self.chunks.upsert(
+                ids=[c.id for c in part],
+                embeddings=chunk_vectors[i : i + _BATCH],
+                documents=[c.text for c in part],
+                metadatas=[_chunk_meta(c) for c in part],
+            )
+        for i in range(0, len(sentences), _BATCH):
+            part = sentences[i : i + _BATCH]
+            self.sentences.upsert(
+                ids=[s.id for s in part],
+                embeddings=sentence_vectors[i : i + _BATCH],
+                documents=[s.text for s in part],
+                metadatas=[
+                    {
+                        "version": version_of(s.id),
+                        "start": s.start,
+                        "end": s.end,
+                        "content_hash": s.content_hash,
+                    }
+                    for s in part
+                ],
+            )
+
+    def delete_versions(self, versions: Iterable[str]) -> None:
+        """Delete every chunk and sentence of these document versions."""
+        for version in set(versions):
+            self.chunks.delete(where={"version": version})
+            self.sentences.delete(where={"version": version})
+
+    def stored_versions(self) -> set[str]:
+        """Every document version with any chunk or sentence in the store, live or not."""
+        found: set[str] = set()
+        for collection in (self.chunks, self.sentences):
+            found.update(version_of(i) for i in collection.get(include=[])["ids"])
+        return found
+
+    def vectors_by_hash(self, hashes: Iterable[str], *, sentences: bool) -> dict[str, np.ndarray]:
+        """Embeddings already stored for these content hashes (so nothing is embedded twice)."""
+        collection = self.sentences if sentences else self.chunks
+        wanted = sorted(set(hashes))
+        found: dict[str, np.ndarray] = {}
+        for i in range(0, len(wanted), 500):
+            got = collection.get(
+                where={"content_hash": {"$in": wanted[i : i + 500]}},
+                include=["metadatas", "embeddings"],
+            )
+            for meta, vector in zip(got["metadatas"] or [], got["embeddings"], strict=True):
+                found[str(meta["content_hash"])] = np.asarray(vector, dtype=np.float32)
+        return found
+
+    def live_chunks(self) -> list[Chunk]:
+        """All chunks of live versions."""
+        entries = {e.version: e for e in self.documents().values()}
+        got = self.chunks.get(include=["documents", "metadatas"])
+        chunks = []
+        for chunk_id, text, meta in zip(
+            got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+        ):
+            entry = entries.get(str(meta["version"]))
+            if entry is not None:
+                chunks.append(_chunk_from(chunk_id, text, meta, entry))
+        chunks.sort(key=lambda c: (c.source, c.start))
+        return chunks
+
+    def search(self, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
+        """Nearest chunks to a query vector: (chunk id, cosine similarity), best first."""
+        count = self.chunks.count()
+        if count == 0:
+            return []
+        got = self.chunks.query(
+            query_embeddings=[list(vector)], n_results=min(k, count), include=["distances"]
+        )
+        return [
+            (i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)
+        ]
+
+    def sentence_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored embeddings of these sentences, by id."""
+        if not ids:
+            return {}
+        got = self.sentences.get(ids=list(ids), include=["embeddings"])
+        return {
+            i: np.asarray(v, dtype=np.float32)
+            for i, v in zip(got["ids"], got["embeddings"], strict=True)
+        }
+
+    def sentence_records(self, ids: Sequence[str]) -> list[Sentence]:
+        """Stored sentences, in the order asked."""
+        got = self.sentences.get(ids=list(ids), include=["documents", "metadatas"])
+        by_id = {
+            i: Sentence(
+                id=i,
+                text=t,
+                start=int(m["start"]),
+                end=int(m["end"]),
+                content_hash=str(m["content_hash"]),
+            )
+            for i, t, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        }
+        return [by_id[i] for i in ids if i in by_id]
+
+
+def _chunk_meta(chunk: Chunk) -> dict[str, str | int]:
+    return {
+        "version": chunk.version,
+        "section": chunk.section or "",
+        "start": chunk.start,
+        "end": chunk.end,
+        "content_hash": chunk.content_hash,
+        "sentence_ids": ",".join(chunk.sentence_ids),
+    }
+
+
+def _chunk_from(chunk_id: str, text: str, meta: dict[str, Any], entry: DocumentEntry) -> Chunk:
+    return Chunk(
+        id=chunk_id,
+        doc_id=entry.doc_id,
+        source=entry.source,
+        title=entry.title,
+        kind=entry.kind,
+        section=str(meta["section"]) or None,
+        text=text,
+        start=int(meta["start"]),
+        end=int(meta["end"]),
+        content_hash=str(meta["content_hash"]),
+        version=str(meta["version"]),
+        sentence_ids=tuple(s for s in str(meta["sentence_ids"]).split(",") if s),
+    )

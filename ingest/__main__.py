@@ -1,0 +1,64 @@
+"""python -m ingest [--corpus DIR] [--index DIR] [--rebuild] [--json]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one incremental ingest; exit 0 when the index matches the corpus, 2 on usage errors."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
+    parser.add_argument(
+        "--corpus", help="documents folder (default: RAG_CORPUS_DIR or corpus/documents)"
+    )
+    parser.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or .index)")
+    parser.add_argument("--rebuild", action="store_true", help="drop the index and rebuild it")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    args = parser.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from corpus.settings import Settings
+    from corpus.store import StoreError
+    from ingest.pipeline import CorpusError, ingest
+
+    settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total:
+            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr)
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    try:
+        report = ingest(settings, rebuild=args.rebuild, progress=progress)
+    except CorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(
+            f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+            f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded, "
+            f"{report.chunks_total} in the index ({report.seconds:.2f} s)"
+        )
+        for skip in report.skipped:
+            print(f"skipped {skip.source}: {skip.reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Diff the corpus against the index, embed only what changed, publish, report."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from corpus.embeddings import Embedder
+from corpus.records import Chunk, DocumentEntry, Sentence
+from corpus.settings import Settings
+from corpus.store import Store
+from ingest.chunking import MAX_CHARS, chunk_document
+from ingest.loaders import MAX_BYTES, LoadError, load
+
+PIPELINE_VERSION = f"2:{MAX_CHARS}"  # change it and every document is re-chunked
+METADATA_FILE = "sources.toml"
+_WRITE_BATCH = 256  # texts embedded before a group of documents is written and published
+
+Progress = Callable[[int, int], None]
+
+
+class CorpusError(Exception):
+    """The corpus folder itself is unusable (a usage error: exit 2)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not ingested, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest run did; counts of documents, then of chunks."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    skipped: tuple[Skipped, ...] = ()
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        """The `python -m ingest --json` contract."""
+        data = asdict(self)
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+@dataclass(frozen=True)
+class _Plan:
+    entry: DocumentEntry
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    old_version: str | None = None
+    needed: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def index_lock(index_dir: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """One ingest at a time per index: a second one waits for the first to finish."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".ingest.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another ingest is running on {index_dir}; waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def scan(corpus_dir: Path) -> tuple[dict[str, Path], list[Skipped]]:
+    """Candidate files by source path (relative, '/'-separated), and files refused up front."""
+    files: dict[str, Path] = {}
+    skipped: list[Skipped] = []
+    root = corpus_dir.resolve()
+    for folder, dirs, names in os.walk(corpus_dir, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(folder, name)
+            source = path.relative_to(corpus_dir).as_posix()
+            if name.startswith(".") or source == METADATA_FILE:
+                continue
+            if path.is_symlink():
+                target = path.resolve()
+                where = "inside" if target.is_relative_to(root) else "outside"
+                skipped.append(
+                    Skipped(source, f"symbolic link to a file {where} the corpus (not followed)")
+                )
+                continue
+            if not path.is_file():
+                skipped.append(Skipped(source, "not a regular file"))
+                continue
+            files[source] = path
+    return files, skipped
+
+
+def read_metadata(corpus_dir: Path) -> tuple[dict[str, dict[str, str]], list[Skipped]]:
+    """Per-document title and kind from sources.toml; a broken file is reported, not fatal."""
+    path = corpus_dir / METADATA_FILE
+    if not path.is_file():
+        return {}, []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return {}, [Skipped(METADATA_FILE, f"invalid TOML, metadata ignored ({exc})")]
+    return {
+        k: {kk: str(vv) for kk, vv in v.items()} for k, v in data.items() if isinstance(v, dict)
+    }, []
+
+
+def _version(source: str, data: bytes, meta: dict[str, str]) -> str:
+    h = hashlib.sha256(
+        f"{PIPELINE_VERSION}\0{source}\0{json.dumps(meta, sort_keys=True)}\0".encode()
+    )
+    h.update(data)
+    return h.hexdigest()[:20]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ingest(
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    embedder: Embedder | None = None,
+    store: Store | None = None,
+    log: Callable[[str], None] = _stderr,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Bring the index in line with the corpus folder, embedding only new text."""
+    started = time.perf_counter()
+    corpus_dir = settings.corpus_dir
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    with index_lock(settings.index_dir, log):
+        store = store or Store.open(settings)
+        if rebuild:
+            log("rebuild: dropping the existing index")
+            store.reset()
+        live = store.documents()
+        orphans = store.stored_versions() - {e.version for e in live.values()}
+        if orphans:
+            log(f"repair: deleting {len(orphans)} stale version(s) left by an interrupted run")
+            store.delete_versions(orphans)
+        metadata, skipped = read_metadata(corpus_dir)
+        files, refused = scan(corpus_dir)
+        skipped += refused
+        plans: list[_Plan] = []
+        kept: set[str] = set()
+        for source, path in files.items():
+            meta = metadata.get(source, {})
+            try:
+                size = path.stat().st_size
+                if size > MAX_BYTES:
+                    raise LoadError(
+                        f"file too large ({size / 1e6:.1f} MB; limit {MAX_BYTES // 2**20} MiB)"
+                    )
+                version = _version(source, path.read_bytes(), meta)
+                old = live.get(source)
+                if old is not None and old.version == version:
+                    kept.add(source)
+                    continue
+                plans.append(_plan(path, source, meta, version, old))
+            except LoadError as exc:
+                skipped.append(Skipped(source, str(exc)))
+                log(f"skipped {source}: {exc}")
+            except OSError as exc:
+                skipped.append(Skipped(source, f"unreadable file ({exc.strerror or exc})"))
+                log(f"skipped {source}: unreadable ({exc})")
+        gone = sorted(set(live) - kept - {p.entry.source for p in plans})
+        embedded = _embed_and_publish(
+            plans, store, embedder or Embedder(settings.model_path()), log, progress
+        )
+        if gone:
+            store.unpublish(gone)
+            store.delete_versions(live[s].version for s in gone)
+            for source in gone:
+                log(f"removed {source}")
+        final = store.documents()
+    return IngestReport(
+        added=sum(p.old_version is None for p in plans),
+        updated=sum(p.old_version is not None for p in plans),
+        removed=len(gone),
+        unchanged=len(kept),
+        chunks_embedded=embedded,
+        chunks_total=sum(e.chunks for e in final.values()),
+        skipped=tuple(sorted(skipped, key=lambda s: s.source)),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _plan(
+    path: Path, source: str, meta: dict[str, str], version: str, old: DocumentEntry | None
+) -> _Plan:
+    doc = load(path)
+    doc_id = path.stem
+    title, chunks, sentences = chunk_document(
+        doc,
+        source=source,
+        doc_id=doc_id,
+        title=meta.get("title") or doc.title,
+        kind=meta.get("kind", "document"),
+        version=version,
+    )
+    if not chunks:
+        raise LoadError("no text left after removing boilerplate")
+    entry = DocumentEntry(
+        source=source,
+        doc_id=doc_id,
+        title=title,
+        kind=meta.get("kind", "document"),
+        version=version,
+        chunks=len(chunks),
+        sentences=len(sentences),
+        ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    return _Plan(entry, chunks, sentences, old.version if old else None)
+
+
+def _embed_and_publish(
+    plans: list[_Plan],
+    store: Store,
+    embedder: Embedder,
+    log: Callable[[str], None],
+    progress: Progress | None,
+) -> int:
+    """Embed what no stored vector covers, then write and publish documents group by group.
+
+    Returns the number of chunks actually embedded. Each group's chunks are written before its
+    manifest entries switch, and old versions are deleted only after that.
+    """
+    if not plans:
+        return 0
+    known = {
+        ("c", h): v
+        for h, v in store.vectors_by_hash(
+            (c.content_hash for p in plans for c in p.chunks), sentences=False
+        ).items()
+    }
+    known.update(
+        (("s", h), v)
+        for h, v in store.vectors_by_hash(
+            (s.content_hash for p in plans for s in p.sentences), sentences=True
+        ).items()
+    )
+    todo: list[tuple[_Plan, dict[tuple[str, str], str]]] = []
+    seen: set[tuple[str, str]] = set(known)
+    for plan in plans:
+        needed: dict[tuple[str, str], str] = {}
+        for chunk in plan.chunks:
+            key = ("c", chunk.content_hash)
+            if key not in seen:
+                needed[key] = chunk.embedding_text()
+                seen.add(key)
+        for sentence in plan.sentences:
+            key = ("s", sentence.content_hash)
+            if key not in seen:
+                needed[key] = sentence.text
+                seen.add(key)
+        todo.append((plan, needed))
+    total = sum(len(n) for _, n in todo)
+    done = 0
+    chunks_embedded = 0
+    if progress:
+        progress(0, total)
+    group: list[tuple[_Plan, dict[tuple[str, str], str]]] = []
+    for i, item in enumerate(todo):
+        group.append(item)
+        if sum(len(n) for _, n in group) < _WRITE_BATCH and i < len(todo) - 1:
+            continue
+        keys = [k for _, needed in group for k in needed]
+        texts = [t for _, needed in group for t in needed.values()]
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
+        vectors = embedder.encode(texts, progress=advance)
+        known.update(zip(keys, vectors, strict=True))
+        chunks_embedded += sum(k[0] == "c" for k in keys)
+        for plan, _ in group:
+            store.write(
+                plan.chunks,
+                np.stack([known[("c", c.content_hash)] for c in plan.chunks]),
+                plan.sentences,
+                np.stack([known[("s", s.content_hash)] for s in plan.sentences]),
+            )
+        store.publish([plan.entry for plan, _ in group])
+        store.delete_versions(p.old_version for p, _ in group if p.old_version)
+        for plan, _ in group:
+            verb = "updated" if plan.old_version else "added"
+            log(f"{verb} {plan.entry.source} ({len(plan.chunks)} chunks)")
+        group = []
+    return chunks_embedded
