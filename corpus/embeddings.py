@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ class Embedder(Embeddings):
         self.model_path = str(model_path)
         self.batch_size = batch_size
         self._model: Any = None
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def warm_up(self) -> None:
         """Load the model once; later calls do nothing."""
@@ -71,5 +73,13 @@ class Embedder(Embeddings):
         return self.encode(texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        """LangChain interface: embed one query."""
-        return self.encode([text])[0].tolist()
+        """LangChain interface: embed one query (recent queries are remembered, not re-embedded)."""
+        vector = self._queries.get(text)
+        if vector is None:
+            vector = self.encode([text])[0]
+            self._queries[text] = vector
+            if len(self._queries) > 256:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(text)
+        return vector.tolist()

@@ -205,36 +205,56 @@ class Store:
         if count == 0:
             return []
         got = self.chunks.query(
-            query_embeddings=[list(vector)], n_results=min(k, count), include=["distances"]
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=min(k, count),
+            include=["distances"],
         )
         return [
             (i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)
         ]
 
+    def chunk_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored embeddings of these chunks, by id."""
+        return _vectors(self.chunks, ids)
+
     def sentence_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored embeddings of these sentences, by id."""
-        if not ids:
-            return {}
-        got = self.sentences.get(ids=list(ids), include=["embeddings"])
-        return {
-            i: np.asarray(v, dtype=np.float32)
-            for i, v in zip(got["ids"], got["embeddings"], strict=True)
-        }
+        return _vectors(self.sentences, ids)
 
-    def sentence_records(self, ids: Sequence[str]) -> list[Sentence]:
-        """Stored sentences, in the order asked."""
-        got = self.sentences.get(ids=list(ids), include=["documents", "metadatas"])
-        by_id = {
-            i: Sentence(
+    def sentence_records(
+        self, ids: Sequence[str], *, vectors: bool = False
+    ) -> list[tuple[Sentence, np.ndarray | None]] | list[Sentence]:
+        """Stored sentences in the order asked; with `vectors`, (sentence, embedding) pairs."""
+        include = (
+            ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
+        )
+        got = self.sentences.get(ids=list(ids), include=include)
+        found = {}
+        for n, i in enumerate(got["ids"]):
+            meta = got["metadatas"][n]
+            sentence = Sentence(
                 id=i,
-                text=t,
-                start=int(m["start"]),
-                end=int(m["end"]),
-                content_hash=str(m["content_hash"]),
+                text=got["documents"][n],
+                start=int(meta["start"]),
+                end=int(meta["end"]),
+                content_hash=str(meta["content_hash"]),
             )
-            for i, t, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        }
-        return [by_id[i] for i in ids if i in by_id]
+            found[i] = (
+                (sentence, np.asarray(got["embeddings"][n], dtype=np.float32))
+                if vectors
+                else sentence
+            )
+        return [found[i] for i in ids if i in found]
+
+
+def _vectors(collection: Any, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    if not ids:
+        return {}
+    got = collection.get(ids=list(ids), include=["embeddings"])
+    return {
+        i: np.asarray(v, dtype=np.float32)
+        for i, v in zip(got["ids"], got["embeddings"], strict=True)
+    }
 
 
 def _chunk_meta(chunk: Chunk) -> dict[str, str | int]:

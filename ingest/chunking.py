@@ -150,8 +150,8 @@ def chunk_document(
     chunks: list[Chunk] = []
     for part in parts:
         units: list[tuple[Sentence, Block]] = []
-        for block in part.blocks:
-            for s, e in sentence_spans(doc.text, block):
+        for block, spans in _with_lists(doc.text, part.blocks):
+            for s, e in spans:
                 text = collapse(doc.text[s:e])
                 sentence = Sentence(f"{version}-s{len(sentences)}", text, s, e, digest(text))
                 sentences.append(sentence)
@@ -161,6 +161,33 @@ def chunk_document(
                 _make_chunk(group, part.heading, len(chunks), source, doc_id, title, kind, version)
             )
     return title, chunks, sentences
+
+
+def _with_lists(text: str, blocks: Sequence[Block]) -> list[tuple[Block, list[tuple[int, int]]]]:
+    """Sentence spans per block; a sentence ending in ':' absorbs the short list items after it."""
+    result: list[tuple[Block, list[tuple[int, int]]]] = []
+    i = 0
+    while i < len(blocks):
+        block = blocks[i]
+        spans = sentence_spans(text, block)
+        i += 1
+        if (
+            block.kind == "text"
+            and spans
+            and text[spans[-1][0] : spans[-1][1]].rstrip().endswith(":")
+        ):
+            j = i
+            while (
+                j < len(blocks)
+                and blocks[j].kind == "item"
+                and blocks[j].end - blocks[j].start < 160
+            ):
+                j += 1
+            if j > i and blocks[j - 1].end - spans[-1][0] <= MAX_CHARS:
+                spans[-1] = (spans[-1][0], blocks[j - 1].end)
+                i = j
+        result.append((block, spans))
+    return result
 
 
 def _pack(units: Sequence[tuple[Sentence, Block]]) -> list[list[tuple[Sentence, Block]]]:

@@ -24,7 +24,7 @@ from corpus.store import Store
 from ingest.chunking import MAX_CHARS, chunk_document
 from ingest.loaders import MAX_BYTES, LoadError, load
 
-PIPELINE_VERSION = f"2:{MAX_CHARS}"  # change it and every document is re-chunked
+PIPELINE_VERSION = f"3:{MAX_CHARS}"  # change it and every document is re-chunked
 METADATA_FILE = "sources.toml"
 _WRITE_BATCH = 256  # texts embedded before a group of documents is written and published
 

@@ -91,3 +91,18 @@ def make_pdf(*lines: str) -> bytes:
         xref,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def assistant(seed_index: tuple[Path, dict], embedder: Embedder):
+    """The real assistant over the real index, warmed up once."""
+    from assistant.chain import Assistant
+
+    helper = Assistant(Settings(index_dir=seed_index[0]), embedder=embedder)
+    helper.warm_up()
+    return helper
+
+
+def source_text(source: str) -> str:
+    """A corpus document's text with whitespace collapsed (how quotes are checked)."""
+    return " ".join((CORPUS / source).read_text(encoding="utf-8").split())

@@ -1,0 +1,123 @@
+"""python -m assistant ask [--index DIR] [--json|--jsonl] "QUESTION" | search --jsonl [--k K]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Answer questions (ask) or rank documents (search) from the command line."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    ask = commands.add_parser("ask", help="answer one question, or JSON lines from stdin")
+    ask.add_argument("question", nargs="?", help="the question (omit with --jsonl)")
+    ask.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or .index)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument(
+        "--jsonl", action="store_true", help="read JSON lines from stdin, write JSON lines"
+    )
+    search = commands.add_parser("search", help="rank documents for JSON-line queries from stdin")
+    search.add_argument("--jsonl", action="store_true", required=True, help="JSON lines in and out")
+    search.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or .index)")
+    search.add_argument("--k", type=int, default=10, help="documents per query (default 10)")
+    search.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    args = parser.parse_args(argv)
+    if args.command == "ask" and args.jsonl == bool(args.question):
+        parser.error("give a QUESTION, or --jsonl to read questions from stdin (not both)")
+
+    from assistant.chain import Assistant
+    from assistant.retrieval import IndexMissingError
+    from corpus.settings import Settings
+    from corpus.store import StoreError
+
+    settings = Settings.from_env(index_dir=args.index)
+    if not (settings.chroma_host or (settings.index_dir / "chroma").is_dir()):
+        print(
+            f"error: no index at {settings.index_dir}: run `make ingest` (python -m ingest) first",
+            file=sys.stderr,
+        )
+        return 1
+    assistant = Assistant(settings)
+    try:
+        assistant.warm_up()
+    except (IndexMissingError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "search":
+        return _search(assistant, args.k, args.mode)
+    if args.jsonl:
+        return _ask_lines(assistant)
+    answer = assistant.ask(args.question)
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False))
+    else:
+        print(_human(answer))
+    return 0
+
+
+def _lines() -> Any:
+    for number, line in enumerate(sys.stdin, 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                yield record
+            except ValueError as exc:
+                yield {
+                    "id": f"line-{number}",
+                    "question": None,
+                    "_error": f"line {number}: invalid JSON ({exc})",
+                }
+
+
+def _ask_lines(assistant: Any) -> int:
+    from assistant.chain import error_answer
+
+    for record in _lines():
+        history = record.get("history") or []
+        if "_error" in record:
+            answer = error_answer(record["_error"])
+        else:
+            answer = assistant.ask(
+                record.get("question"), history if isinstance(history, list) else []
+            )
+        print(
+            json.dumps(answer.to_json(id=str(record.get("id", ""))), ensure_ascii=False), flush=True
+        )
+    return 0
+
+
+def _search(assistant: Any, k: int, mode: str) -> int:
+    for record in _lines():
+        question = record.get("question")
+        results = []
+        if isinstance(question, str) and question.strip():
+            results = [
+                {"doc_id": doc_id, "score": round(score, 6)}
+                for doc_id, score in assistant.retriever.rank_documents(question, k=k, mode=mode)
+            ]
+        print(json.dumps({"id": str(record.get("id", "")), "results": results}), flush=True)
+    return 0
+
+
+def _human(answer: Any) -> str:
+    parts = [answer.answer, ""]
+    if answer.citations:
+        parts.append("Sources:")
+        for c in answer.citations:
+            where = f" — {c.section}" if c.section else ""
+            parts.append(f"  [{c.n}] {c.title}{where} ({c.kind}, {c.source})")
+            parts.append(f"      “{c.quote}”")
+        parts.append("")
+    parts.append(answer.disclaimer)
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""What the assistant returns: frozen records with their JSON form (the CLI contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATUSES = ("answered", "refused", "urgent", "error")
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One numbered source of an answer: a verbatim quote and where it comes from."""
+
+    n: int
+    doc_id: str
+    source: str
+    title: str
+    kind: str
+    section: str | None
+    quote: str
+    start: int
+    end: int
+    chunk_id: str
+    passage: str
+
+    def to_json(self) -> dict[str, object]:
+        """Contract fields plus kind, offsets and the passage the quote sits in."""
+        return {
+            "n": self.n,
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "title": self.title,
+            "kind": self.kind,
+            "section": self.section,
+            "quote": self.quote,
+            "start": self.start,
+            "end": self.end,
+            "chunk_id": self.chunk_id,
+            "passage": self.passage,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response of any status; every one carries the disclaimer."""
+
+    status: str
+    answer: str
+    citations: tuple[Citation, ...]
+    disclaimer: str
+    query: str = ""
+    error: str | None = None
+    latency_ms: float = 0.0
+    reason: str = ""
+
+    def to_json(self, id: str | None = None) -> dict[str, object]:
+        """The `python -m assistant ask --json` contract (plus the retrieval query used)."""
+        data: dict[str, object] = {} if id is None else {"id": id}
+        data.update(
+            status=self.status,
+            answer=self.answer,
+            citations=[c.to_json() for c in self.citations],
+            disclaimer=self.disclaimer,
+            latency_ms=round(self.latency_ms, 2),
+            query=self.query,
+        )
+        if self.error is not None:
+            data["error"] = self.error
+        return data

@@ -1,0 +1,186 @@
+"""Hybrid retrieval: Chroma dense search plus BM25 over the same chunks, fused by RRF."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import bm25s
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, PrivateAttr
+
+from assistant.lexicon import Vocabulary, index_terms
+from corpus.records import Chunk
+
+MODES = ("hybrid", "dense", "bm25")
+
+
+class IndexMissingError(RuntimeError):
+    """There is nothing to search: ingest first."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its scores: fused (RRF), cosine similarity, BM25."""
+
+    chunk: Chunk
+    score: float
+    dense: float
+    bm25: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent version of the index: live chunks, their BM25 index and vocabulary."""
+
+    generation: str
+    chunks: tuple[Chunk, ...]
+    position: dict[str, int]
+    bm25: Any
+    vocabulary: Vocabulary
+
+    @classmethod
+    def build(cls, generation: str, chunks: list[Chunk]) -> Snapshot:
+        """Index these chunks for BM25 (built once per index generation)."""
+        texts = [f"{c.section or ''}\n{c.text}" for c in chunks]
+        corpus_tokens = [index_terms(t) or ["_"] for t in texts]
+        bm25 = None
+        if chunks:
+            bm25 = bm25s.BM25()
+            bm25.index(corpus_tokens, show_progress=False)
+        return cls(
+            generation=generation,
+            chunks=tuple(chunks),
+            position={c.id: i for i, c in enumerate(chunks)},
+            bm25=bm25,
+            vocabulary=Vocabulary.build(texts),
+        )
+
+
+class HybridRetriever(BaseRetriever):
+    """A LangChain retriever over the project's store; `warm_up()` loads model and index.
+
+    Each query checks the index generation (one small Chroma read) and rebuilds the BM25 index
+    only when an ingest has changed the live set.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: Any
+    embedder: Any
+    k: int = 6
+    mode: str = "hybrid"
+    depth: int = 40
+    rrf_k: int = 60
+    _snapshot: Snapshot | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def warm_up(self) -> None:
+        """Load the embedding model and build the BM25 index."""
+        self.embedder.warm_up()
+        self.snapshot()
+
+    def snapshot(self) -> Snapshot:
+        """The current index version, rebuilt only when ingest changed it."""
+        generation = self.store.generation()
+        current = self._snapshot
+        if current is not None and current.generation == generation:
+            return current
+        with self._lock:
+            if self._snapshot is None or self._snapshot.generation != generation:
+                self._snapshot = Snapshot.build(generation, self.store.live_chunks())
+            return self._snapshot
+
+    def passages(self, query: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
+        """The k best chunks for a query, fused from dense and BM25 rankings."""
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+        snap = self.snapshot()
+        if not snap.chunks:
+            raise IndexMissingError(
+                "the index is empty: run `make ingest` (python -m ingest) first"
+            )
+        k = k or self.k
+        depth = max(self.depth, k)
+        qvec = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+
+        dense_rank: dict[int, int] = {}
+        dense_score: dict[int, float] = {}
+        if mode != "bm25":
+            for chunk_id, similarity in self.store.search(qvec, depth + 10):
+                i = snap.position.get(chunk_id)
+                if i is not None and len(dense_rank) < depth:
+                    dense_rank[i] = len(dense_rank)
+                    dense_score[i] = similarity
+        query_terms = index_terms(query)
+        bm25_all = (
+            np.asarray(snap.bm25.get_scores(query_terms), dtype=np.float32)
+            if query_terms
+            else np.zeros(len(snap.chunks), dtype=np.float32)
+        )
+        bm25_rank: dict[int, int] = {}
+        if mode != "dense":
+            order = np.argsort(-bm25_all, kind="stable")[:depth]
+            bm25_rank = {int(i): r for r, i in enumerate(order) if bm25_all[i] > 0}
+
+        fused: dict[int, float] = {}
+        for ranking in (dense_rank, bm25_rank):
+            for i, r in ranking.items():
+                fused[i] = fused.get(i, 0.0) + 1.0 / (self.rrf_k + r + 1)
+        best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        missing = [snap.chunks[i].id for i in best if i not in dense_score]
+        if missing:
+            for chunk_id, vector in self.store.chunk_vectors(missing).items():
+                dense_score[snap.position[chunk_id]] = float(vector @ qvec)
+        return [
+            Passage(
+                chunk=snap.chunks[i],
+                score=fused[i],
+                dense=dense_score.get(i, 0.0),
+                bm25=float(bm25_all[i]),
+                rank=rank,
+            )
+            for rank, i in enumerate(best)
+        ]
+
+    def rank_documents(
+        self, query: str, k: int = 10, mode: str | None = None
+    ) -> list[tuple[str, float]]:
+        """Documents ranked by their best chunk: (doc_id, score), each document once."""
+        best: dict[str, float] = {}
+        for passage in self.passages(query, k=max(k * 3, self.depth), mode=mode):
+            best.setdefault(passage.chunk.doc_id, passage.score)
+        return sorted(best.items(), key=lambda item: -item[1])[:k]
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
+        return [to_document(p) for p in self.passages(query, k=k)]
+
+
+def to_document(passage: Passage) -> Document:
+    """A passage as a LangChain Document (metadata carries everything needed to cite it)."""
+    c = passage.chunk
+    return Document(
+        page_content=c.text,
+        id=c.id,
+        metadata={
+            "chunk_id": c.id,
+            "doc_id": c.doc_id,
+            "source": c.source,
+            "title": c.title,
+            "kind": c.kind,
+            "section": c.section,
+            "start": c.start,
+            "end": c.end,
+            "score": passage.score,
+            "dense": passage.dense,
+            "bm25": passage.bm25,
+        },
+    )
