@@ -1,39 +1,316 @@
-"""Gradio UI: python app.py [--host H] [--port P]. Ingests first if the index is stale."""
+"""Gradio chat UI: python app.py [--host H] [--port P]. Ingests first if the index is stale.
+
+Nothing imports this module; it wires the store, the assistant and ingest together.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hmac
+import html
+import ipaddress
 import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from assistant.chain import Assistant
+from assistant.records import Answer, Citation
+from assistant.safety import DISCLAIMER
+from corpus.embeddings import Embedder
+from corpus.settings import Settings
+from corpus.store import Store
+from ingest.pipeline import IngestReport, ingest
 
-def main(argv: list[str] | None = None) -> None:
-    """Bring the index up to date, then serve the page."""
-    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__)
-    parser.add_argument("--host", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default 7860)")
-    args = parser.parse_args(argv)
+EXAMPLES = (
+    "How much melatonin should I take?",
+    "What are probiotics?",
+    "Does melatonin help with IBS?",
+    "What are the side effects of melatonin?",
+)
+STREAM_PAUSE = 0.06  # seconds between streamed sentences
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
 
+CSS = """
+#disclaimer {border-left: 4px solid #b45309; background: #fffbeb; padding: 8px 12px; border-radius: 6px}
+.src {border: 1px solid #e5e7eb; border-radius: 8px; padding: 8px 12px; margin-bottom: 10px}
+.src-head {font-weight: 600}
+.src-meta {color: #6b7280; font-size: 0.85em}
+.src-passage {white-space: pre-wrap; margin: 6px 0 0; font-size: 0.92em}
+.src-passage mark {background: #fde68a; padding: 0 2px}
+.badge {display: inline-block; padding: 6px 10px; border-radius: 6px; margin-bottom: 8px}
+.badge-urgent {background: #fee2e2; color: #991b1b; border: 2px solid #dc2626; font-weight: 700}
+.badge-refused {background: #f3f4f6; color: #374151}
+.badge-error {background: #fef3c7; color: #92400e}
+"""
+
+
+def is_loopback(host: str) -> bool:
+    """Is this bind address reachable only from this machine?"""
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def escape_markdown(text: str) -> str:
+    """Document text as inert markdown: no HTML, no links, no formatting."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def answer_lines(answer: Answer) -> list[str]:
+    """The reply as markdown lines; claims are escaped, our own markup is not."""
+    if answer.status != "answered":
+        body = answer.answer.replace("**This may be an emergency.**", "").strip()
+        head = "**URGENT: this may be an emergency.** " if answer.status == "urgent" else ""
+        return [head + escape_markdown(body)]
+    lines = []
+    for line in answer.answer.splitlines():
+        match = re.match(r"- \*(.+?):\* (.*) \[(\d+)\]$", line)
+        if match:
+            kind, claim, n = match.groups()
+            lines.append(f"- *{escape_markdown(kind)}:* {escape_markdown(claim)} [{n}]")
+        else:
+            lines.append(escape_markdown(line))
+    return lines
+
+
+def reply_markdown(lines: list[str]) -> str:
+    """A chat reply: the answer, then the disclaimer in small print."""
+    return "\n".join(lines) + f"\n\n<sub>⚕️ {html.escape(DISCLAIMER)}</sub>"
+
+
+def highlight(passage: str, quote: str) -> str:
+    """The passage, escaped, with the quoted sentence marked."""
+    at = passage.find(quote)
+    if at < 0:
+        return html.escape(passage)
+    return (
+        html.escape(passage[:at])
+        + f"<mark>{html.escape(quote)}</mark>"
+        + html.escape(passage[at + len(quote) :])
+    )
+
+
+def render_sources(answer: Answer | None) -> str:
+    """The Sources panel: one card per citation, the quote highlighted inside its passage."""
+    if answer is None:
+        return "<p class='src-meta'>Sources for each answer appear here.</p>"
+    badge = {
+        "urgent": "<div class='badge badge-urgent'>Urgent: call for help now</div>",
+        "refused": "<div class='badge badge-refused'>Not covered by the documents: no sources</div>",
+        "error": "<div class='badge badge-error'>Not a question</div>",
+    }.get(answer.status, "")
+    cards = [badge] + [_card(c) for c in answer.citations]
+    return "\n".join(part for part in cards if part)
+
+
+def _card(c: Citation) -> str:
+    section = f" · {html.escape(c.section)}" if c.section else ""
+    return (
+        f"<div class='src' id='source-{c.n}'>"
+        f"<div class='src-head'>[{c.n}] {html.escape(c.title)}</div>"
+        f"<div class='src-meta'>{html.escape(c.kind)}{section} · {html.escape(c.source)}</div>"
+        f"<div class='src-passage'>{highlight(c.passage, c.quote)}</div></div>"
+    )
+
+
+def render_index(store: Store, model_path: str) -> str:
+    """The Index panel's summary: documents, chunks, model, last ingest."""
+    docs = sorted(store.documents().values(), key=lambda d: d.source)
+    rows = "\n".join(
+        f"| {escape_markdown(d.title)} | {escape_markdown(d.kind)} | {d.chunks} | `{d.source}` |"
+        for d in docs
+    )
+    return (
+        f"**{len(docs)} documents, {sum(d.chunks for d in docs)} chunks** · embedding model "
+        f"`{'/'.join(model_path.rstrip('/').split('/')[-2:])}` · last ingest {store.last_ingest() or 'never'}"
+        f"\n\n| Title | Kind | Chunks | File |\n|---|---|---|---|\n{rows}"
+    )
+
+
+def render_report(report: IngestReport) -> str:
+    """An ingest report for people."""
+    lines = [
+        f"**Re-ingest done in {report.seconds:.2f} s:** {report.added} added, {report.updated} "
+        f"updated, {report.removed} removed, {report.unchanged} unchanged; "
+        f"{report.chunks_embedded} chunks embedded, {report.chunks_total} in the index."
+    ]
+    lines += [f"- skipped `{s.source}`: {escape_markdown(s.reason)}" for s in report.skipped]
+    return "\n".join(lines)
+
+
+def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: Embedder) -> Any:
+    """The Blocks app: chat, sources, index panel, and the /ask API endpoint."""
     import gradio as gr
 
-    from corpus.settings import Settings
-    from corpus.store import Store
-    from ingest.pipeline import ingest
+    admin_password = os.environ.get("RAG_ADMIN_PASSWORD", "")
+    admin_open = is_loopback(settings.host) or bool(admin_password)
 
-    settings = Settings.from_env(host=args.host, port=args.port)
-    store = Store.open(settings)
-    report = ingest(settings, store=store)
-    docs = store.documents()
-    rows = [[d.title, d.kind, d.chunks] for d in docs.values()]
-    with gr.Blocks(title="Melatonin & gut health assistant") as demo:
+    def respond(message: str, chat: list[dict], history: list[dict]) -> Iterator[tuple]:
+        answer = assistant.ask(message, history)
+        lines = answer_lines(answer)
+        chat = [*chat, {"role": "user", "content": escape_markdown(message)}]
+        history = [*history, {"role": "user", "content": message}]
+        shown: list[str] = []
+        for line in lines:  # sentences appear one by one
+            shown.append(line)
+            yield (
+                "",
+                [*chat, {"role": "assistant", "content": "\n".join(shown)}],
+                history,
+                gr.skip(),
+            )
+            time.sleep(STREAM_PAUSE)
+        history = [*history, {"role": "assistant", "content": answer.answer}]
+        reply = {"role": "assistant", "content": reply_markdown(lines)}
+        yield "", [*chat, reply], history, render_sources(answer)
+
+    def new_chat() -> tuple:
+        return [], [], render_sources(None), ""
+
+    def reingest(password: str, progress: Any = gr.Progress()) -> tuple[str, str]:  # noqa: B008
+        if not admin_open or (admin_password and not hmac.compare_digest(password, admin_password)):
+            return "**Re-ingest refused:** wrong or missing admin password.", render_index(
+                store, embedder.model_path
+            )
+
+        def step(done: int, total: int) -> None:
+            progress((done, total), desc="embedding", unit="texts")
+
+        progress(0, desc="scanning the corpus")
+        report = ingest(settings, store=store, embedder=embedder, progress=step, log=lambda _: None)
+        return render_report(report), render_index(store, embedder.model_path)
+
+    with gr.Blocks(title="Melatonin & gut-health assistant") as demo:
         gr.Markdown(
-            f"## Index\n{len(docs)} documents, {report.chunks_total} chunks "
-            f"(last ingest {store.last_ingest()})"
+            "# Melatonin & gut-health assistant\n"
+            "Answers only from its documents, quoting them with numbered sources."
         )
-        gr.Dataframe(value=rows, headers=["title", "kind", "chunks"], interactive=False)
-    demo.launch(server_name=settings.host, server_port=settings.port)
+        gr.Markdown(f"⚕️ **Medical disclaimer.** {DISCLAIMER}", elem_id="disclaimer")
+        history = gr.State([])
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(
+                    label="Chat", elem_id="chat", height=460, sanitize_html=True, buttons=["copy"]
+                )
+                with gr.Row():
+                    question = gr.Textbox(
+                        placeholder="Ask about melatonin, sleep, the gut microbiome…",
+                        show_label=False,
+                        elem_id="question",
+                        scale=5,
+                        max_lines=4,
+                    )
+                    send = gr.Button("Send", variant="primary", elem_id="send", scale=1)
+                with gr.Row():
+                    clear = gr.Button("New chat", elem_id="new-chat", size="sm")
+                    for text in EXAMPLES:
+                        gr.Button(text, size="sm", elem_classes=["example"]).click(
+                            lambda t=text: t, outputs=question, api_visibility="private"
+                        )
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                sources = gr.HTML(render_sources(None), elem_id="sources")
+        with gr.Accordion("Index", open=False, elem_id="index-panel"):
+            index_info = gr.Markdown(render_index(store, embedder.model_path), elem_id="index-info")
+            with gr.Row():
+                password = gr.Textbox(
+                    label="Admin password", type="password", visible=bool(admin_password), scale=2
+                )
+                reingest_button = gr.Button(
+                    "Re-ingest", elem_id="reingest", interactive=admin_open, scale=1
+                )
+            if not admin_open:
+                gr.Markdown(
+                    "Re-ingest is disabled: the app is bound to a non-loopback address and "
+                    "`RAG_ADMIN_PASSWORD` is not set."
+                )
+            report = gr.Markdown("", elem_id="ingest-report")
+
+        outputs = [question, chat, history, sources]
+        question.submit(respond, [question, chat, history], outputs, api_visibility="private")
+        send.click(respond, [question, chat, history], outputs, api_visibility="private")
+        clear.click(new_chat, outputs=[chat, history, sources, question], api_visibility="private")
+        reingest_button.click(
+            reingest,
+            [password],
+            [report, index_info],
+            api_visibility="private",
+            concurrency_limit=1,
+        )
+
+        @gr.api(api_name="ask")
+        def ask(question: str, history: list[dict] | None = None) -> dict:
+            """Answer one question; returns the same JSON as `python -m assistant ask --json`."""
+            return assistant.ask(question, history or []).to_json()
+
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Bring the index up to date (with progress on the terminal), warm up, then serve."""
+    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__)
+    parser.add_argument("--host", help="bind address (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    settings = Settings.from_env(host=args.host, port=args.port)
+    if not settings.corpus_dir.is_dir():
+        sys.exit(f"error: corpus folder not found: {settings.corpus_dir}")
+    from tqdm import tqdm
+
+    store = Store.open(settings)
+    embedder = Embedder(settings.model_path())
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total:
+            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr)
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    report = ingest(settings, store=store, embedder=embedder, progress=progress)
+    if bar is not None:
+        bar.close()
+    print(
+        f"index: {report.chunks_total} chunks ({report.added} added, {report.updated} updated, "
+        f"{report.removed} removed)",
+        file=sys.stderr,
+    )
+    assistant = Assistant(settings, store=store, embedder=embedder)
+    assistant.warm_up()
+    demo = build_ui(settings, assistant, store, embedder)
+    import gradio as gr
+
+    theme = gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )  # system fonts: the page loads nothing from outside this machine
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=False,
+        theme=theme,
+        css=CSS,
+        footer_links=["api"],
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    print(
+        f"ready in {time.perf_counter() - started:.1f} s: http://{settings.host}:{settings.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    demo.block_thread()
 
 
 if __name__ == "__main__":
