@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -34,6 +35,8 @@ EXAMPLES = (
     "What are the side effects of melatonin?",
 )
 STREAM_PAUSE = 0.06  # seconds between streamed sentences
+EVAL_QUESTIONS = Path(__file__).resolve().parent / "evals" / "questions.jsonl"
+EVAL_THRESHOLDS = EVAL_QUESTIONS.with_name("thresholds.toml")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
 
 CSS = """
@@ -147,6 +150,26 @@ def render_report(report: IngestReport) -> str:
     return "\n".join(lines)
 
 
+def render_evals(report: dict[str, Any], problems: list[str]) -> str:
+    """The eval summary shown after a run from the Index panel."""
+    o = report["overall"]
+
+    def pct(name: str) -> str:
+        return "–" if o.get(name) is None else f"{o[name]:.0%}"
+
+    lines = [
+        f"**Evals on {o['questions']} questions:** answer accuracy {pct('answer_accuracy')}, "
+        f"refusal recall {pct('refusal_recall')}, refusal precision {pct('refusal_precision')}, "
+        f"urgent recall {pct('urgent_recall')}, citation validity {pct('citation_validity')}, "
+        f"disclaimer {pct('disclaimer_rate')}; p50 {o['latency_p50_ms']} ms.",
+        "All thresholds met." if not problems else "**Thresholds missed:** " + "; ".join(problems),
+    ]
+    lines += [
+        f"- failed `{f['id']}`: {escape_markdown(f['question'])}" for f in report["failures"][:10]
+    ]
+    return "\n\n".join(lines[:2]) + ("\n\n" + "\n".join(lines[2:]) if lines[2:] else "")
+
+
 def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: Embedder) -> Any:
     """The Blocks app: chat, sources, index panel, and the /ask API endpoint."""
     import gradio as gr
@@ -160,18 +183,16 @@ def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: E
         chat = [*chat, {"role": "user", "content": escape_markdown(message)}]
         history = [*history, {"role": "user", "content": message}]
         shown: list[str] = []
+        cleared: Any = ""  # empty the textbox once: later updates must not wipe a new question
         for line in lines:  # sentences appear one by one
             shown.append(line)
-            yield (
-                "",
-                [*chat, {"role": "assistant", "content": "\n".join(shown)}],
-                history,
-                gr.skip(),
-            )
+            partial = {"role": "assistant", "content": "\n".join(shown)}
+            yield cleared, [*chat, partial], history, gr.skip()
+            cleared = gr.skip()
             time.sleep(STREAM_PAUSE)
         history = [*history, {"role": "assistant", "content": answer.answer}]
         reply = {"role": "assistant", "content": reply_markdown(lines)}
-        yield "", [*chat, reply], history, render_sources(answer)
+        yield gr.skip(), [*chat, reply], history, render_sources(answer)
 
     def new_chat() -> tuple:
         return [], [], render_sources(None), ""
@@ -188,6 +209,13 @@ def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: E
         progress(0, desc="scanning the corpus")
         report = ingest(settings, store=store, embedder=embedder, progress=step, log=lambda _: None)
         return render_report(report), render_index(store, embedder.model_path)
+
+    def run_evals() -> str:
+        from evals.metrics import load_questions
+        from evals.runner import evaluate, load_thresholds, run, violations
+
+        report = evaluate(run(assistant, load_questions(EVAL_QUESTIONS)), settings.corpus_dir)
+        return render_evals(report, violations(report["overall"], load_thresholds(EVAL_THRESHOLDS)))
 
     with gr.Blocks(title="Melatonin & gut-health assistant") as demo:
         gr.Markdown(
@@ -234,11 +262,18 @@ def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: E
                     "`RAG_ADMIN_PASSWORD` is not set."
                 )
             report = gr.Markdown("", elem_id="ingest-report")
+            evals_button = gr.Button(
+                "Run evals", elem_id="run-evals", interactive=admin_open, size="sm"
+            )
+            eval_summary = gr.Markdown("", elem_id="eval-summary")
 
         outputs = [question, chat, history, sources]
         question.submit(respond, [question, chat, history], outputs, api_visibility="private")
         send.click(respond, [question, chat, history], outputs, api_visibility="private")
         clear.click(new_chat, outputs=[chat, history, sources, question], api_visibility="private")
+        evals_button.click(
+            run_evals, outputs=eval_summary, api_visibility="private", concurrency_limit=1
+        )
         reingest_button.click(
             reingest,
             [password],

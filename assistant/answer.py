@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from assistant.lexicon import Vocabulary, index_terms
+from assistant.lexicon import Vocabulary, index_terms, soft_terms
 from assistant.records import Citation
 from assistant.retrieval import Passage
 from corpus.records import Sentence
@@ -38,7 +38,7 @@ class Candidate:
     @property
     def score(self) -> float:
         """Meaning first, with the question's own words as a strong second signal."""
-        return self.similarity + 0.35 * self.coverage + self.bonus
+        return self.similarity + 0.5 * self.coverage + self.bonus
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ def candidates(
     feel dizzy' is about); a question asking 'how much' favours sentences that give an amount.
     """
     wants_amount = bool(_ASKS_AMOUNT.search(question))
+    asking = soft_terms(question)
     owner: dict[str, Passage] = {}
     for passage in passages:
         for sentence_id in passage.chunk.sentence_ids:
@@ -114,7 +115,8 @@ def candidates(
                 coverage=term_coverage(
                     terms, set(index_terms(f"{section} {sentence.text}")), vocabulary, weighted=True
                 ),
-                bonus=0.15 if wants_amount and _AMOUNT.search(sentence.text) else 0.0,
+                bonus=(0.15 if wants_amount and _AMOUNT.search(sentence.text) else 0.0)
+                + 0.1 * term_coverage(asking, set(index_terms(sentence.text)), vocabulary),
             )
         )
     return sorted(found, key=lambda c: -c.score)
@@ -137,7 +139,7 @@ def judge(
     unknown = tuple(word for t, word in terms.items() if not vocabulary.knows(t))
     if unknown:
         return Verdict(False, "unknown-terms", unknown)
-    needed = 1.0 if len(terms) <= 3 else 0.75
+    needed = 1.0 if len(terms) <= 3 else 0.75 if len(terms) == 4 else 0.6
     evidence: dict[str, set[str]] = {}
     for c in scored:  # only quotable sentences count as evidence, with their section heading
         chunk = c.passage.chunk
@@ -205,13 +207,13 @@ def select(scored: Sequence[Candidate]) -> list[Candidate]:
         if doc in docs_seen:
             continue
         docs_seen.add(doc)
-        if c.score >= best.score - 0.2 and c.coverage >= best.coverage * 0.66 and novel(c):
+        if c.score >= best.score * 0.8 and c.coverage >= best.coverage * 0.66 and novel(c):
             chosen.append(c)
     for c in scored[1:]:
         if len(chosen) >= MAX_SENTENCES:
             break
         if (
-            c.score >= best.score - 0.1
+            c.score >= best.score * 0.85
             and c.coverage >= best.coverage * 0.8
             and c.similarity >= MIN_SIMILARITY
             and novel(c)

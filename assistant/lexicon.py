@@ -30,7 +30,7 @@ STOPWORDS = frozenset(
     t will shall may might must get got gets getting much many lot lots thing things
     something anything everything one ones whether either etc yes whats hows whos wheres
     whens whys dont doesnt isnt arent cant couldnt wont wouldnt shouldnt didnt im ive id
-    youre theyre thats theres u ur pls plz""".split()
+    youre theyre thats theres u ur r wat pls plz two three four both""".split()
 )
 
 # Words a question uses to ask, not to say what it is about: never required of the evidence.
@@ -40,14 +40,19 @@ SOFT = frozenset(
     worst use uses used using take takes taking took taken make makes made give gives giving
     recommend recommended recommends recommendation suggest suggests suggested advice advise
     way ways kind kinds type types sort role roles effect effects affect affects impact
-    impacts benefit benefits beneficial important importance people person someone anyone
+    impacts benefit benefits important importance people person someone anyone
     everyone body common commonly main mainly key list example examples difference different
     differ document documents article articles text source sources author writer according
     related relate relationship connection connected link linked linking between happen
     happens happened happening cause causes caused causing reason reasons ok fine safe okay
     true false think believe feel feeling right wrong normal usually typically often
     generally actually exactly specific specifically possible possibly amount amounts level
-    levels day days time times long short new old""".split()
+    levels day days time times long short new old blog blogger bloggers post account accounts
+    commercial personal call calls called agree agrees disagree disagrees talk talking mess
+    messes problem problems issue issues stuff matter bother bothers real range live lives
+    living contain contains consist consists include includes involve involves change changes
+    changed become becomes keep keeps stay show shows find finds found look looks seem seems
+    try manage play plays lead leads provide provides allow allows""".split()
 )
 
 
@@ -67,6 +72,13 @@ _PLAIN_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b(pregnancy)\b", "pregnant"),
         (r"\b(breast-?feeding|nursing)\b", "breastfeeding"),
         (r"\b(good bacteria|friendly bacteria)\b", "beneficial bacteria"),
+        (r"\b(doctors?|gps?|physicians?)\b", "physician"),
+        (r"\bIBD\b", "inflammatory bowel disease"),
+        (r"\bintestines?\b", "gut"),
+        (r"\b(releases?|released|releasing)\b", "secretion"),
+        (r"\b(older|elderly|ageing|aging)\b", "age"),
+        (r"\b(bacteria|microbes|strains|bugs) (are|is) good\b", r"\1 are beneficial"),
+        (r"\b(phones?|laptops?|tablets? screens?|tvs?|televisions?)\b", "screens"),
     )
 )
 
@@ -105,6 +117,11 @@ def key_terms(question: str) -> dict[str, str]:
         if stemmed not in _SOFT_STEMS:
             seen.setdefault(stemmed, word)
     return seen
+
+
+def soft_terms(question: str) -> dict[str, str]:
+    """The asking-words of a question ('used', 'cause'): a weak signal, never required."""
+    return {stem(w): w for w in tokens(question) if w not in STOPWORDS and stem(w) in _SOFT_STEMS}
 
 
 def _edits1(a: str, b: str) -> bool:
@@ -163,8 +180,12 @@ class Vocabulary:
             for candidate in self._by_prefix.get(term[:3], ()):
                 if _same_family(term, candidate) or (len(term) >= 6 and _edits1(term, candidate)):
                     found.add(candidate)
-            if len(term) >= 6 and not found:  # a typo in the first three letters
-                found.update(c for c in self.stems if len(c) >= 5 and _edits1(term, c))
+            if len(term) >= 5 and not found:  # a typo in the first three letters, or a compound
+                found.update(
+                    c
+                    for c in self.stems
+                    if (len(c) >= 5 and _edits1(term, c)) or (len(term) >= 6 and c.endswith(term))
+                )
         result = frozenset(found)
         self._cache[term] = result
         return result

@@ -225,6 +225,8 @@ class Store:
         self, ids: Sequence[str], *, vectors: bool = False
     ) -> list[tuple[Sentence, np.ndarray | None]] | list[Sentence]:
         """Stored sentences in the order asked; with `vectors`, (sentence, embedding) pairs."""
+        if not ids:
+            return []
         include = (
             ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
         )
