@@ -26,7 +26,7 @@ from assistant.safety import DISCLAIMER
 from corpus.embeddings import Embedder
 from corpus.settings import Settings
 from corpus.store import Store
-from ingest.pipeline import IngestReport, ingest
+from ingest.pipeline import IngestReport, TerminalProgress, ingest
 
 EXAMPLES = (
     "How much melatonin should I take?",
@@ -300,22 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env(host=args.host, port=args.port)
     if not settings.corpus_dir.is_dir():
         sys.exit(f"error: corpus folder not found: {settings.corpus_dir}")
-    from tqdm import tqdm
-
     store = Store.open(settings)
     embedder = Embedder(settings.model_path())
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None and total:
-            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr)
-        if bar is not None:
-            bar.update(done - bar.n)
-
-    report = ingest(settings, store=store, embedder=embedder, progress=progress)
-    if bar is not None:
-        bar.close()
+    with TerminalProgress() as progress:
+        report = ingest(settings, store=store, embedder=embedder, progress=progress)
     print(
         f"index: {report.chunks_total} chunks ({report.added} added, {report.updated} updated, "
         f"{report.removed} removed)",

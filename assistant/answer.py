@@ -102,7 +102,7 @@ def candidates(
         for sentence_id in passage.chunk.sentence_ids:
             owner.setdefault(sentence_id, passage)
     found = []
-    for sentence, vector in store.sentence_records(list(owner), vectors=True):
+    for sentence, vector in store.sentences_with_vectors(list(owner)):
         if not quotable(sentence.text):
             continue
         section = owner[sentence.id].chunk.section or ""

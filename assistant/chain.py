@@ -6,6 +6,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, R
 from assistant.answer import Draft, ExtractiveGenerator, Generator, candidates, judge
 from assistant.lexicon import key_terms, plain_to_document_words
 from assistant.records import Answer
-from assistant.retrieval import HybridRetriever
+from assistant.retrieval import HybridRetriever, IndexMissingError
 from assistant.safety import DISCLAIMER, is_injection, triage
 from corpus.embeddings import Embedder
 from corpus.settings import Settings
@@ -97,12 +98,10 @@ class Assistant:
         """Load the model, open the index, build BM25; raises IndexMissingError on an empty index."""
         self.retriever.warm_up()
         if not self.retriever.snapshot().chunks:
-            from assistant.retrieval import IndexMissingError
-
             raise IndexMissingError(
                 f"no index at {self.settings.index_dir}: run `make ingest` (python -m ingest) first"
             )
-        self.ask("warm up: what is melatonin?")  # first-call costs (torch, chroma) paid here
+        self.ask("warm up")  # first-call costs (torch, chroma, LCEL) are paid here, not by a user
 
     @property
     def chain(self) -> Runnable:
@@ -224,6 +223,4 @@ def _join(items: Sequence[str], conjunction: str) -> str:
 
 
 def _with_latency(answer: Answer, started: float) -> Answer:
-    from dataclasses import replace
-
     return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)

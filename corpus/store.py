@@ -133,30 +133,21 @@ class Store:
         sentence_vectors: np.ndarray,
     ) -> None:
         """Add one or more document versions' chunks and sentences (not yet live)."""
-        for i in range(0, len(chunks), _BATCH):
-            part = chunks[i : i + _BATCH]
-            self.chunks.upsert(
-                ids=[c.id for c in part],
-                embeddings=chunk_vectors[i : i + _BATCH],
-                documents=[c.text for c in part],
-                metadatas=[_chunk_meta(c) for c in part],
+        _upsert(self.chunks, [(c.id, c.text, _chunk_meta(c)) for c in chunks], chunk_vectors)
+        sentence_rows = [
+            (
+                s.id,
+                s.text,
+                {
+                    "version": version_of(s.id),
+                    "start": s.start,
+                    "end": s.end,
+                    "content_hash": s.content_hash,
+                },
             )
-        for i in range(0, len(sentences), _BATCH):
-            part = sentences[i : i + _BATCH]
-            self.sentences.upsert(
-                ids=[s.id for s in part],
-                embeddings=sentence_vectors[i : i + _BATCH],
-                documents=[s.text for s in part],
-                metadatas=[
-                    {
-                        "version": version_of(s.id),
-                        "start": s.start,
-                        "end": s.end,
-                        "content_hash": s.content_hash,
-                    }
-                    for s in part
-                ],
-            )
+            for s in sentences
+        ]
+        _upsert(self.sentences, sentence_rows, sentence_vectors)
 
     def delete_versions(self, versions: Iterable[str]) -> None:
         """Delete every chunk and sentence of these document versions."""
@@ -221,10 +212,17 @@ class Store:
         """Stored embeddings of these sentences, by id."""
         return _vectors(self.sentences, ids)
 
-    def sentence_records(
-        self, ids: Sequence[str], *, vectors: bool = False
-    ) -> list[tuple[Sentence, np.ndarray | None]] | list[Sentence]:
-        """Stored sentences in the order asked; with `vectors`, (sentence, embedding) pairs."""
+    def sentence_records(self, ids: Sequence[str]) -> list[Sentence]:
+        """Stored sentences, in the order asked."""
+        return [s for s, _ in self._sentences(ids, vectors=False)]
+
+    def sentences_with_vectors(self, ids: Sequence[str]) -> list[tuple[Sentence, np.ndarray]]:
+        """Stored sentences with their embeddings, in the order asked."""
+        return [(s, v) for s, v in self._sentences(ids, vectors=True) if v is not None]
+
+    def _sentences(
+        self, ids: Sequence[str], *, vectors: bool
+    ) -> list[tuple[Sentence, np.ndarray | None]]:
         if not ids:
             return []
         include = (
@@ -241,12 +239,22 @@ class Store:
                 end=int(meta["end"]),
                 content_hash=str(meta["content_hash"]),
             )
-            found[i] = (
-                (sentence, np.asarray(got["embeddings"][n], dtype=np.float32))
-                if vectors
-                else sentence
-            )
+            vector = np.asarray(got["embeddings"][n], dtype=np.float32) if vectors else None
+            found[i] = (sentence, vector)
         return [found[i] for i in ids if i in found]
+
+
+def _upsert(
+    collection: Any, rows: Sequence[tuple[str, str, dict[str, Any]]], vectors: np.ndarray
+) -> None:
+    for i in range(0, len(rows), _BATCH):
+        part = rows[i : i + _BATCH]
+        collection.upsert(
+            ids=[r[0] for r in part],
+            embeddings=vectors[i : i + _BATCH],
+            documents=[r[1] for r in part],
+            metadatas=[r[2] for r in part],
+        )
 
 
 def _vectors(collection: Any, ids: Sequence[str]) -> dict[str, np.ndarray]:

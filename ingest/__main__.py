@@ -20,33 +20,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
 
-    from tqdm import tqdm
-
     from corpus.settings import Settings
     from corpus.store import StoreError
-    from ingest.pipeline import CorpusError, ingest
+    from ingest.pipeline import CorpusError, TerminalProgress, ingest
 
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
-    bar: tqdm | None = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None and total:
-            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr)
-        if bar is not None:
-            bar.update(done - bar.n)
-
     try:
-        report = ingest(settings, rebuild=args.rebuild, progress=progress)
+        with TerminalProgress() as progress:
+            report = ingest(settings, rebuild=args.rebuild, progress=progress)
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if bar is not None:
-            bar.close()
     if args.json:
         print(json.dumps(report.to_json()))
     else:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pypdf import PdfWriter
 from corpus.settings import Settings
 from corpus.store import Store
 from ingest.chunking import collapse
-from ingest.pipeline import CorpusError, ingest
+from ingest.pipeline import CorpusError, index_lock, ingest
 
 CONTRACT_KEYS = set(
     [
@@ -285,8 +286,10 @@ def test_killed_ingest_is_repaired_by_the_next_run(tmp_path: Path, embedder) -> 
     assert store.chunks.count() == sum(e.chunks for e in live.values())
 
 
-@pytest.mark.slow
-def test_two_ingests_at_once_do_not_corrupt(workspace: Settings) -> None:
+def test_a_second_ingest_waits_for_the_first(workspace: Settings) -> None:
+    (workspace.corpus_dir / "extra.txt").write_text(
+        "Extra\n\nChamomile tea is calming.\n", encoding="utf-8"
+    )
     args = [
         "ingest",
         "--corpus",
@@ -295,30 +298,33 @@ def test_two_ingests_at_once_do_not_corrupt(workspace: Settings) -> None:
         str(workspace.index_dir),
         "--json",
     ]
-    (workspace.corpus_dir / "extra.txt").write_text(
-        "Extra\n\nChamomile tea is calming.\n", encoding="utf-8"
-    )
-    processes = [
-        subprocess.Popen(
+    lines: list[str] = []
+    with index_lock(workspace.index_dir, log=lambda _: None):  # a first ingest holds the lock
+        process = subprocess.Popen(
             [sys.executable, "-m", *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=300) for p in processes]
-    assert [p.returncode for p in processes] == [0, 0]
-    reports = [json.loads(out) for out, _ in outputs]
-    assert sorted(r["added"] for r in reports) == [
-        0,
-        1,
-    ]  # one did the work, the other found it done
-    assert any("another ingest is running" in err for _, err in outputs)
+        reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+        reader.start()
+        deadline = time.time() + 120
+        while not any("another ingest is running" in line for line in lines):
+            assert time.time() < deadline and process.poll() is None, lines
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert process.poll() is None  # still waiting, has written nothing
+        assert Store.open(workspace).documents().keys() == {
+            "how-gut-health-affects-sleep.txt",
+            "melatonin-microbiome-synergy.txt",
+        }
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == 0
+    assert json.loads(out)["added"] == 1
     store = Store.open(workspace)
     assert len(store.documents()) == 3
-    assert store.chunks.count() == reports[0]["chunks_total"]
+    assert store.stored_versions() == {e.version for e in store.documents().values()}
 
 
 def _free_port() -> int:
