@@ -113,7 +113,14 @@ class Assistant:
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """Answer one question; never raises for bad input (status 'error' instead)."""
         started = time.perf_counter()
-        answer: Answer = self.chain.invoke({"question": question, "history": list(history)})
+        turns = [
+            {"role": t["role"], "content": t["content"]}
+            for t in history
+            if isinstance(t, Mapping)
+            and isinstance(t.get("role"), str)
+            and isinstance(t.get("content"), str)
+        ]  # malformed turns are ignored, never fatal
+        answer: Answer = self.chain.invoke({"question": question, "history": turns})
         return _with_latency(answer, started)
 
     # -- steps of the chain ---------------------------------------------------------------

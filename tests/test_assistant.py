@@ -160,6 +160,12 @@ def test_follow_up_uses_the_history(assistant) -> None:
     assert_well_cited(answer)
 
 
+def test_malformed_history_is_ignored_not_fatal(assistant) -> None:
+    history = [None, 3, {"role": "user"}, {"role": "user", "content": "What are probiotics?"}]
+    answer = assistant.ask("Which ones are most common?", history)  # type: ignore[arg-type]
+    assert answer.status == "answered" and "Lactobacillus" in answer.answer
+
+
 def test_condense_folds_the_topic_only_into_follow_ups() -> None:
     history = [{"role": "user", "content": "What are probiotics?"}]
     assert (
