@@ -13,9 +13,13 @@ from langchain_core.embeddings import Embeddings
 
 
 class Embedder(Embeddings):
-    """Normalised sentence embeddings; `warm_up()` loads the model, nothing loads at import."""
+    """Normalised sentence embeddings; `warm_up()` loads the model, nothing loads at import.
 
-    def __init__(self, model_path: str | Path, batch_size: int = 32) -> None:
+    Batches of 8 measured fastest on this 2-core CPU for mixed chunk and sentence lengths
+    (`python -m evals.bench`): 24 texts/s against 17 at 32 and 13 at 64.
+    """
+
+    def __init__(self, model_path: str | Path, batch_size: int = 8) -> None:
         self.model_path = str(model_path)
         self.batch_size = batch_size
         self._model: Any = None
@@ -51,7 +55,7 @@ class Embedder(Embeddings):
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        step = self.batch_size * 4
+        step = 256  # texts per call: the model sorts each call by length, so padding stays small
         parts = []
         for i in range(0, len(texts), step):
             batch = list(texts[i : i + step])
