@@ -30,7 +30,7 @@ STOPWORDS = frozenset(
     t will shall may might must get got gets getting much many lot lots thing things
     something anything everything one ones whether either etc yes whats hows whos wheres
     whens whys dont doesnt isnt arent cant couldnt wont wouldnt shouldnt didnt im ive id
-    youre theyre thats theres u ur r wat pls plz two three four both""".split()
+    youre theyre thats theres u ur r wat pls plz two three four both less fewer""".split()
 )
 
 # Words a question uses to ask, not to say what it is about: never required of the evidence.

@@ -14,6 +14,11 @@ class Sentence:
     start: int
     end: int
     content_hash: str
+    lead: int = 0  # a list's lead-in ("it regulates:") is embedded without its items
+
+    def embedding_text(self) -> str:
+        """What the model embeds: the whole sentence, or just the lead-in of a list."""
+        return self.text[: self.lead] if self.lead else self.text
 
 
 @dataclass(frozen=True)

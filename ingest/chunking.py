@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from corpus.records import Chunk, Sentence
-from ingest.loaders import _BULLET, Block, LoadedDocument
+from ingest.loaders import BULLET, Block, LoadedDocument
 
 MAX_CHARS = 900  # ~200 word pieces: inside all-MiniLM-L6-v2's 256-token window with a heading
 _SENTENCE_END = re.compile(r"[.!?](?:[\"”’)\]]|\[\d+(?:[-–,]\d+)*\])*(\s+)(?=[\"“‘(\[]?[A-Z0-9•])")
@@ -95,7 +95,7 @@ def sections(doc: LoadedDocument) -> tuple[str | None, list[Section]]:
                 result.append(Section(heading, tuple(current)))
             current = []
             text = collapse(doc.text[block.start : block.end])
-            heading = _BULLET.sub("", text, count=1) if block.kind == "heading" else None
+            heading = BULLET.sub("", text, count=1) if block.kind == "heading" else None
         else:
             current.append(block)
     if current:
@@ -107,7 +107,7 @@ def sentence_spans(text: str, block: Block) -> list[tuple[int, int]]:
     """Sentence (start, end) offsets inside one block; a list item drops its bullet marker."""
     start, end = block.start, block.end
     if block.kind == "item":
-        marker = _BULLET.match(text, start)
+        marker = BULLET.match(text, start)
         if marker:
             start = marker.end()
     spans, begin = [], start
@@ -151,9 +151,13 @@ def chunk_document(
     for part in parts:
         units: list[tuple[Sentence, Block]] = []
         for block, spans in _with_lists(doc.text, part.blocks):
-            for s, e in spans:
+            for s, e, lead_end in spans:
                 text = collapse(doc.text[s:e])
-                sentence = Sentence(f"{version}-s{len(sentences)}", text, s, e, digest(text))
+                lead = len(collapse(doc.text[s:lead_end])) if lead_end < e else 0
+                embedded = text[:lead] if lead else text  # the hash names what the model embeds
+                sentence = Sentence(
+                    f"{version}-s{len(sentences)}", text, s, e, digest(embedded), lead
+                )
                 sentences.append(sentence)
                 units.append((sentence, block))
         for group in _pack(units):
@@ -163,19 +167,27 @@ def chunk_document(
     return title, chunks, sentences
 
 
-def _with_lists(text: str, blocks: Sequence[Block]) -> list[tuple[Block, list[tuple[int, int]]]]:
-    """Sentence spans per block; a sentence ending in ':' absorbs the short list items after it."""
-    result: list[tuple[Block, list[tuple[int, int]]]] = []
+def _with_lists(
+    text: str, blocks: Sequence[Block]
+) -> list[tuple[Block, list[tuple[int, int, int]]]]:
+    """Sentence spans (start, end, end of lead-in) per block.
+
+    A sentence ending in ':' absorbs what it introduces: the short list items after it (embedded
+    by the lead-in alone, which carries the meaning), or one short paragraph ("The one I use is:
+    Natrol ..."), so the claim can be quoted whole.
+    """
+    result: list[tuple[Block, list[tuple[int, int, int]]]] = []
     i = 0
     while i < len(blocks):
         block = blocks[i]
-        spans = sentence_spans(text, block)
+        spans = [(s, e, e) for s, e in sentence_spans(text, block)]
         i += 1
         if (
             block.kind == "text"
             and spans
             and text[spans[-1][0] : spans[-1][1]].rstrip().endswith(":")
         ):
+            start, lead_end = spans[-1][0], spans[-1][1]
             j = i
             while (
                 j < len(blocks)
@@ -183,9 +195,16 @@ def _with_lists(text: str, blocks: Sequence[Block]) -> list[tuple[Block, list[tu
                 and blocks[j].end - blocks[j].start < 160
             ):
                 j += 1
-            if j > i and blocks[j - 1].end - spans[-1][0] <= MAX_CHARS:
-                spans[-1] = (spans[-1][0], blocks[j - 1].end)
+            if j > i and blocks[j - 1].end - start <= MAX_CHARS:
+                spans[-1] = (start, blocks[j - 1].end, lead_end)
                 i = j
+            elif (
+                i < len(blocks)
+                and blocks[i].kind == "text"
+                and blocks[i].end - blocks[i].start < 160
+            ):
+                spans[-1] = (start, blocks[i].end, blocks[i].end)
+                i += 1
         result.append((block, spans))
     return result
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 MAX_BYTES = 20 * 1024 * 1024
-_BULLET = re.compile(r"(?:[•◦▪‣·*–-]|\d{1,2}[.)])\s+")
+BULLET = re.compile(r"(?:[•◦▪‣·*–-]|\d{1,2}[.)])\s+")
 
 
 class LoadError(Exception):
@@ -95,7 +95,7 @@ def plain_blocks(text: str, base: int = 0) -> list[Block]:
         indent = len(body) - len(body.lstrip())
         line_start = start + indent
         line_end = start + len(body.rstrip())
-        bullet = _BULLET.match(stripped)
+        bullet = BULLET.match(stripped)
         if bullet or current is None or (current[3] and indent <= current[2]):
             _close(blocks, current)
             current = [line_start, line_end, indent, 1 if bullet else 0]

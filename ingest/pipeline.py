@@ -25,7 +25,7 @@ from corpus.store import Store
 from ingest.chunking import MAX_CHARS, chunk_document
 from ingest.loaders import MAX_BYTES, LoadError, load
 
-PIPELINE_VERSION = f"3:{MAX_CHARS}"  # change it and every document is re-chunked
+PIPELINE_VERSION = f"5:{MAX_CHARS}"  # change it and every document is re-chunked
 METADATA_FILE = "sources.toml"
 _WRITE_BATCH = 256  # texts embedded before a group of documents is written and published
 
@@ -301,7 +301,7 @@ def _embed_and_publish(
         for sentence in plan.sentences:
             key = ("s", sentence.content_hash)
             if key not in seen:
-                needed[key] = sentence.text
+                needed[key] = sentence.embedding_text()
                 seen.add(key)
         todo.append((plan, needed))
     total = sum(len(n) for _, n in todo)
