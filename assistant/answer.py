@@ -127,12 +127,7 @@ def quotable(sentence: str) -> bool:
     return "http" not in sentence and "www." not in sentence and not sentence.rstrip().endswith(":")
 
 
-def judge(
-    terms: dict[str, str],
-    passages: Sequence[Passage],
-    scored: Sequence[Candidate],
-    vocabulary: Vocabulary,
-) -> Verdict:
+def judge(terms: dict[str, str], scored: Sequence[Candidate], vocabulary: Vocabulary) -> Verdict:
     """Answer only when the evidence covers the question's key terms and is close in meaning."""
     if not terms:
         return Verdict(False, "no-topic")

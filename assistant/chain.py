@@ -134,7 +134,7 @@ class Assistant:
         terms = key_terms(query)
         qvec = np.asarray(self._embedder.embed_query(query), dtype=np.float32)
         scored = candidates(terms, qvec, passages, self._store, snap.vocabulary, query)
-        verdict = judge(terms, passages, scored, snap.vocabulary)
+        verdict = judge(terms, scored, snap.vocabulary)
         if not verdict.answerable:
             return refusal(self.coverage(), verdict.reason, verdict.unknown, query)
         draft = check_citations(self.generator.compose(state["question"], scored))
