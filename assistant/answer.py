@@ -196,6 +196,17 @@ def select(scored: Sequence[Candidate]) -> list[Candidate]:
             float(c.vector @ o.vector) < 0.9 and c.sentence.text != o.sentence.text for o in chosen
         )
 
+    ids = best.passage.chunk.sentence_ids
+    at = ids.index(best.sentence.id) if best.sentence.id in ids else -1
+    following = ids[at + 1] if 0 <= at < len(ids) - 1 else None
+    for c in scored[1:]:  # the sentence that continues the best one, when it is on topic too
+        if (
+            c.sentence.id == following
+            and c.score >= best.score * 0.7
+            and c.coverage > 0
+            and novel(c)
+        ):
+            chosen.append(c)
     docs_seen = {best.passage.chunk.doc_id}
     for c in scored[1:]:  # the other side of the story: another document's best, if relevant
         doc = c.passage.chunk.doc_id
