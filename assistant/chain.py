@@ -18,6 +18,7 @@ from assistant.records import Answer
 from assistant.retrieval import HybridRetriever, IndexMissingError
 from assistant.safety import DISCLAIMER, is_injection, triage
 from corpus.embeddings import Embedder
+from corpus.records import Chunk
 from corpus.settings import Settings
 from corpus.store import Store
 
@@ -85,6 +86,7 @@ class Assistant:
         self.generator = generator or ExtractiveGenerator()
         self._retriever: HybridRetriever | None = None
         self._chain: Runnable | None = None
+        self._coverage: tuple[str, str] = ("", "")  # (index generation, sentence)
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -143,21 +145,23 @@ class Assistant:
         return Answer("answered", draft.text, draft.citations, DISCLAIMER, query=query)
 
     def coverage(self) -> str:
-        """One sentence naming what the documents cover (from the live index, not hard-coded)."""
-        entries = {c.doc_id: c for c in self.retriever.snapshot().chunks}
-        if not entries:
-            return "No documents are indexed yet."
-        named = [
-            f"*{c.title}* (a {c.kind})" for c in sorted(entries.values(), key=lambda c: c.title)
-        ]
-        topics = Counter(
-            word
-            for c in self.retriever.snapshot().chunks
-            for word in key_terms(c.section or "").values()
-        )
-        common = [w for w, _ in topics.most_common(5)]
-        about = f" Ask me about what they cover, such as {_join(common, 'or')}." if common else ""
-        return f"My documents are {_join(named, 'and')}.{about}"
+        """One sentence naming what the documents cover, read from the live index once per version."""
+        snap = self.retriever.snapshot()
+        if self._coverage[0] != snap.generation:
+            self._coverage = (snap.generation, describe(snap.chunks))
+        return self._coverage[1]
+
+
+def describe(chunks: Sequence[Chunk]) -> str:
+    """The documents by title and kind, and the topics their section headings name most."""
+    entries = {c.doc_id: c for c in chunks}
+    if not entries:
+        return "No documents are indexed yet."
+    named = [f"*{c.title}* (a {c.kind})" for c in sorted(entries.values(), key=lambda c: c.title)]
+    topics = Counter(word for c in chunks for word in key_terms(c.section or "").values())
+    common = [w for w, _ in topics.most_common(5)]
+    about = f" Ask me about what they cover, such as {_join(common, 'or')}." if common else ""
+    return f"My documents are {_join(named, 'and')}.{about}"
 
 
 def build_chain(assistant: Assistant) -> Runnable:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -50,7 +50,3 @@ class Settings:
     def model_path(self) -> str:
         """The embedding model folder: RAG_EMBED_MODEL, else the bundled one."""
         return self.embed_model or default_model_path()
-
-    def with_index(self, index_dir: Path | str) -> Settings:
-        """A copy pointing at another index folder."""
-        return replace(self, index_dir=Path(index_dir))

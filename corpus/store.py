@@ -208,10 +208,6 @@ class Store:
         """Stored embeddings of these chunks, by id."""
         return _vectors(self.chunks, ids)
 
-    def sentence_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored embeddings of these sentences, by id."""
-        return _vectors(self.sentences, ids)
-
     def sentence_records(self, ids: Sequence[str]) -> list[Sentence]:
         """Stored sentences, in the order asked."""
         return [s for s, _ in self._sentences(ids, vectors=False)]

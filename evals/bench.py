@@ -24,8 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from evals.latency import QUESTIONS
-from evals.metrics import percentile
+from evals.latency import QUESTIONS, query_latency
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus" / "documents"
@@ -106,29 +105,6 @@ def tutorial_pipeline(model_path: str, workdir: Path) -> dict[str, float]:
     }
 
 
-def query_latency(index_dir: Path, rounds: int) -> dict[str, tuple[float, float]]:
-    """p50/p95 (ms) of encoding a query, retrieving passages, and the whole `ask`."""
-    from assistant.chain import Assistant
-    from corpus.settings import Settings
-
-    assistant = Assistant(Settings(corpus_dir=CORPUS, index_dir=index_dir))
-    assistant.warm_up()
-    retriever = assistant.retriever
-    timings: dict[str, list[float]] = {"query encoding": [], "retrieval": [], "full ask": []}
-    for round_ in range(rounds):
-        for question in QUESTIONS:
-            for name, call in (
-                ("query encoding", lambda q: retriever.embedder.encode([q])),
-                ("retrieval", retriever.passages),
-                ("full ask", assistant.ask),
-            ):
-                text = f"{question} {'?' * (round_ + 1)}{name[0]}"  # a new query: no cache hits
-                started = time.perf_counter()
-                call(text)
-                timings[name].append((time.perf_counter() - started) * 1000)
-    return {k: (percentile(v, 50), percentile(v, 95)) for k, v in timings.items()}
-
-
 def app_start(index_dir: Path, workdir: Path) -> dict[str, float]:
     """Seconds from `python app.py` to a served page, and peak RSS after 20 answers."""
     with socket.socket() as s:
@@ -188,7 +164,11 @@ def main(argv: list[str] | None = None) -> None:
         rates = encoder_limit(embedder, texts)
         ours = project_ingest(embedder, workdir)
         peer = tutorial_pipeline(model_path, workdir)
-        latency = query_latency(workdir / "ours", args.rounds)
+        from assistant.chain import Assistant
+
+        assistant = Assistant(Settings(corpus_dir=CORPUS, index_dir=workdir / "ours"))
+        assistant.warm_up()
+        latency = query_latency(assistant, args.rounds)
         serving = app_start(workdir / "ours", workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
