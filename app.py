@@ -25,8 +25,8 @@ from assistant.records import Answer, Citation
 from assistant.safety import DISCLAIMER
 from corpus.embeddings import Embedder
 from corpus.settings import Settings
-from corpus.store import Store
-from ingest.pipeline import IngestReport, TerminalProgress, ingest
+from corpus.store import StoreError
+from ingest.pipeline import CorpusError, IngestReport, TerminalProgress, ingest
 
 EXAMPLES = (
     "How much melatonin should I take?",
@@ -77,11 +77,22 @@ def answer_lines(answer: Answer) -> list[str]:
     lines = []
     for line in answer.answer.splitlines():
         match = re.match(r"- \*(.+?):\* (.*) \[(\d+)\]$", line)
+        written = re.match(r"- (.*) \[(\d+)\]$", line)  # an LLM's checked sentence
         if match:
             kind, claim, n = match.groups()
             lines.append(f"- *{escape_markdown(kind)}:* {escape_markdown(claim)} [{n}]")
+        elif written:
+            claim, n = written.groups()
+            lines.append(f"- {escape_markdown(claim)} [{n}]")
         else:
             lines.append(escape_markdown(line))
+    if answer.generator == "llm":
+        lines.append(
+            "<sub>Written by the LLM; each sentence was checked against the quote it cites.</sub>"
+        )
+    elif answer.generator.startswith("extractive (fallback: "):
+        reason = answer.generator.removeprefix("extractive (fallback: ").removesuffix(")")
+        lines.append(f"<sub>Showing the documents' own sentences: {html.escape(reason)}.</sub>")
     return lines
 
 
@@ -125,9 +136,19 @@ def _card(c: Citation) -> str:
     )
 
 
-def render_index(store: Store, model_path: str) -> str:
+def render_index(assistant: Assistant, model_path: str) -> str:
     """The Index panel's summary: documents, chunks, model, last ingest."""
-    docs = sorted(store.documents().values(), key=lambda d: d.source)
+    store = assistant.store
+    try:
+        if not store.readable():
+            raise StoreError("its files are gone")
+        docs = sorted(store.documents().values(), key=lambda d: d.source)
+    except Exception as exc:  # noqa: BLE001 - deleted or corrupted under us: say so
+        assistant.reopen()
+        return (
+            f"**The index can't be read** ({escape_markdown(str(exc).splitlines()[0])}). "
+            "Press **Re-ingest** to rebuild it from the corpus."
+        )
     rows = "\n".join(
         f"| {escape_markdown(d.title)} | {escape_markdown(d.kind)} | {d.chunks} | `{d.source}` |"
         for d in docs
@@ -170,15 +191,17 @@ def render_evals(report: dict[str, Any], problems: list[str]) -> str:
     return "\n\n".join(lines[:2]) + ("\n\n" + "\n".join(lines[2:]) if lines[2:] else "")
 
 
-def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: Embedder) -> Any:
+def build_ui(settings: Settings, assistant: Assistant, embedder: Embedder) -> Any:
     """The Blocks app: chat, sources, index panel, and the /ask API endpoint."""
     import gradio as gr
 
     admin_password = os.environ.get("RAG_ADMIN_PASSWORD", "")
     admin_open = is_loopback(settings.host) or bool(admin_password)
 
-    def respond(message: str, chat: list[dict], history: list[dict]) -> Iterator[tuple]:
-        answer = assistant.ask(message, history)
+    def respond(
+        message: str, chat: list[dict], history: list[dict], use_llm: bool = True
+    ) -> Iterator[tuple]:
+        answer = assistant.ask(message, history, use_llm=use_llm)
         lines = answer_lines(answer)
         chat = [*chat, {"role": "user", "content": escape_markdown(message)}]
         history = [*history, {"role": "user", "content": message}]
@@ -200,15 +223,22 @@ def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: E
     def reingest(password: str, progress: Any = gr.Progress()) -> tuple[str, str]:  # noqa: B008
         if not admin_open or (admin_password and not hmac.compare_digest(password, admin_password)):
             return "**Re-ingest refused:** wrong or missing admin password.", render_index(
-                store, embedder.model_path
+                assistant, embedder.model_path
             )
 
         def step(done: int, total: int) -> None:
             progress((done, total), desc="embedding", unit="texts")
 
         progress(0, desc="scanning the corpus")
-        report = ingest(settings, store=store, embedder=embedder, progress=step, log=lambda _: None)
-        return render_report(report), render_index(store, embedder.model_path)
+        try:
+            report = ingest(settings, embedder=embedder, progress=step, log=lambda _: None)
+        except (StoreError, CorpusError) as exc:
+            return f"**Re-ingest failed:** {escape_markdown(str(exc))}", render_index(
+                assistant, embedder.model_path
+            )
+        finally:
+            assistant.reopen()  # a rebuilt index is opened afresh by the next question
+        return render_report(report), render_index(assistant, embedder.model_path)
 
     def run_evals() -> str:
         from evals.metrics import load_questions
@@ -224,6 +254,22 @@ def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: E
         )
         gr.Markdown(f"⚕️ **Medical disclaimer.** {DISCLAIMER}", elem_id="disclaimer")
         history = gr.State([])
+        if assistant.llm is None:
+            gr.Markdown(
+                "Answers: the documents' own sentences, quoted (extractive).", elem_id="generator"
+            )
+        else:
+            gr.Markdown(
+                f"Answers: written by {escape_markdown(assistant.generator_name)}; every sentence "
+                "is checked against the passage it cites, with quotes as the fallback.",
+                elem_id="generator",
+            )
+        use_llm = gr.Checkbox(
+            value=assistant.llm is not None,
+            label="Use the LLM (untick for quotes only)",
+            visible=assistant.llm is not None,
+            elem_id="use-llm",
+        )
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Chatbot(
@@ -248,7 +294,9 @@ def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: E
                 gr.Markdown("### Sources")
                 sources = gr.HTML(render_sources(None), elem_id="sources")
         with gr.Accordion("Index", open=False, elem_id="index-panel"):
-            index_info = gr.Markdown(render_index(store, embedder.model_path), elem_id="index-info")
+            index_info = gr.Markdown(
+                render_index(assistant, embedder.model_path), elem_id="index-info"
+            )
             with gr.Row():
                 password = gr.Textbox(
                     label="Admin password", type="password", visible=bool(admin_password), scale=2
@@ -268,8 +316,9 @@ def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: E
             eval_summary = gr.Markdown("", elem_id="eval-summary")
 
         outputs = [question, chat, history, sources]
-        question.submit(respond, [question, chat, history], outputs, api_visibility="private")
-        send.click(respond, [question, chat, history], outputs, api_visibility="private")
+        inputs = [question, chat, history, use_llm]
+        question.submit(respond, inputs, outputs, api_visibility="private")
+        send.click(respond, inputs, outputs, api_visibility="private")
         clear.click(new_chat, outputs=[chat, history, sources, question], api_visibility="private")
         evals_button.click(
             run_evals, outputs=eval_summary, api_visibility="private", concurrency_limit=1
@@ -283,9 +332,9 @@ def build_ui(settings: Settings, assistant: Assistant, store: Store, embedder: E
         )
 
         @gr.api(api_name="ask")
-        def ask(question: str, history: list[dict] | None = None) -> dict:
+        def ask(question: str, history: list[dict] | None = None, use_llm: bool = True) -> dict:
             """Answer one question; returns the same JSON as `python -m assistant ask --json`."""
-            return assistant.ask(question, history or []).to_json()
+            return assistant.ask(question, history or [], use_llm=use_llm).to_json()
 
     return demo
 
@@ -300,18 +349,17 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env(host=args.host, port=args.port)
     if not settings.corpus_dir.is_dir():
         sys.exit(f"error: corpus folder not found: {settings.corpus_dir}")
-    store = Store.open(settings)
-    embedder = Embedder(settings.model_path())
+    embedder = Embedder.from_settings(settings)
     with TerminalProgress() as progress:
-        report = ingest(settings, store=store, embedder=embedder, progress=progress)
+        report = ingest(settings, embedder=embedder, progress=progress)
     print(
         f"index: {report.chunks_total} chunks ({report.added} added, {report.updated} updated, "
         f"{report.removed} removed)",
         file=sys.stderr,
     )
-    assistant = Assistant(settings, store=store, embedder=embedder)
+    assistant = Assistant(settings, embedder=embedder)
     assistant.warm_up()
-    demo = build_ui(settings, assistant, store, embedder)
+    demo = build_ui(settings, assistant, embedder)
     import gradio as gr
 
     theme = gr.themes.Default(

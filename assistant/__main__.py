@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     assistant = Assistant(settings)
     try:
-        assistant.warm_up()
+        if args.command == "search":  # ranking needs the retriever only, not sentences
+            assistant.retriever.warm_up()
+        else:
+            assistant.warm_up()
     except (IndexMissingError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -56,6 +56,7 @@ class Draft:
 
     text: str
     citations: tuple[Citation, ...]
+    made_by: str = "extractive"
 
 
 class Generator(Protocol):

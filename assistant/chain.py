@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -15,12 +16,12 @@ from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, R
 from assistant.answer import Draft, ExtractiveGenerator, Generator, candidates, judge
 from assistant.lexicon import key_terms, plain_to_document_words
 from assistant.records import Answer
-from assistant.retrieval import HybridRetriever, IndexMissingError
+from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
 from assistant.safety import DISCLAIMER, is_injection, triage
 from corpus.embeddings import Embedder
 from corpus.records import Chunk
 from corpus.settings import Settings
-from corpus.store import Store
+from corpus.store import Store, StoreError
 
 MAX_QUESTION_CHARS = 2000
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -66,7 +67,7 @@ def check_citations(draft: Draft) -> Draft:
     kept = tuple(
         c for c in draft.citations if c.n in verified and any(f"[{c.n}]" in line for line in lines)
     )
-    return Draft("\n".join(lines), kept)
+    return replace(draft, text="\n".join(lines), citations=kept)
 
 
 class Assistant:
@@ -82,8 +83,16 @@ class Assistant:
     ) -> None:
         self.settings = settings
         self._store = store
-        self._embedder = embedder or Embedder(settings.model_path())
-        self.generator = generator or ExtractiveGenerator()
+        self._embedder = embedder or Embedder.from_settings(settings)
+        self.extractive = ExtractiveGenerator()
+        self.llm: Any = None
+        if generator is not None:
+            self.llm = generator
+        elif settings.generator != "extractive":
+            from assistant.llm import LLMGenerator, make_chat_model
+
+            label = f"the LLM ({settings.llm_model or settings.generator})"
+            self.llm = LLMGenerator(make_chat_model(settings), self._embedder, label)
         self._retriever: HybridRetriever | None = None
         self._chain: Runnable | None = None
         self._coverage: tuple[str, str] = ("", "")  # (index generation, sentence)
@@ -96,12 +105,28 @@ class Assistant:
             self._retriever = HybridRetriever(store=self._store, embedder=self._embedder)
         return self._retriever
 
+    @property
+    def store(self) -> Store:
+        """The index this assistant reads."""
+        return self.retriever.store
+
+    def reopen(self) -> None:
+        """Drop the index handles; the next question opens the index afresh (after a rebuild)."""
+        self._store = None
+        self._retriever = None
+
     def warm_up(self) -> None:
         """Load the model, open the index, build BM25; raises IndexMissingError on an empty index."""
         self.retriever.warm_up()
         if not self.retriever.snapshot().chunks:
             raise IndexMissingError(
                 f"no index at {self.settings.index_dir}: run `make ingest` (python -m ingest) first"
+            )
+        if self.retriever.store.profile().endswith("|search-only"):
+            raise IndexMissingError(
+                f"the index at {self.settings.index_dir} was built with --search-only: it ranks "
+                "documents (python -m assistant search) but holds no sentences to quote; "
+                "re-ingest without --search-only to ask questions"
             )
         self.ask("warm up")  # first-call costs (torch, chroma, LCEL) are paid here, not by a user
 
@@ -112,8 +137,16 @@ class Assistant:
             self._chain = build_chain(self)
         return self._chain
 
-    def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
-        """Answer one question; never raises for bad input (status 'error' instead)."""
+    @property
+    def generator_name(self) -> str:
+        """What writes answers by default: 'extractive', or the LLM's description."""
+        return "extractive" if self.llm is None else getattr(self.llm, "label", "LLM")
+
+    def ask(self, question: str, history: Sequence[Turn] = (), *, use_llm: bool = True) -> Answer:
+        """Answer one question; never raises for bad input (status 'error' instead).
+
+        With an LLM configured, `use_llm=False` answers extractively for this question.
+        """
         started = time.perf_counter()
         turns = [
             {"role": t["role"], "content": t["content"]}
@@ -122,8 +155,29 @@ class Assistant:
             and isinstance(t.get("role"), str)
             and isinstance(t.get("content"), str)
         ]  # malformed turns are ignored, never fatal
-        answer: Answer = self.chain.invoke({"question": question, "history": turns})
+        try:
+            answer: Answer = self.chain.invoke(
+                {"question": question, "history": turns, "use_llm": use_llm and bool(self.llm)}
+            )
+        except Exception as exc:  # noqa: BLE001 - a user gets a message, never a stack trace
+            answer = self._failure(exc)
         return _with_latency(answer, started)
+
+    def _failure(self, exc: Exception) -> Answer:
+        """An answer saying what broke; an unreadable index is reopened on the next question."""
+        print(f"error answering a question: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if isinstance(exc, IndexMismatchError):
+            return error_answer(str(exc))
+        if isinstance(exc, IndexMissingError | StoreError) or type(exc).__module__.startswith(
+            "chromadb"
+        ):
+            self.reopen()
+            return error_answer(
+                "I can't read the document index right now "
+                f"({_short(exc)}). Re-ingest the documents (the Index panel's Re-ingest button, "
+                "or `make ingest`) and ask again."
+            )
+        return error_answer(f"Something went wrong while answering ({type(exc).__name__}).")
 
     # -- steps of the chain ---------------------------------------------------------------
 
@@ -131,6 +185,8 @@ class Assistant:
         """Retrieve, gate, compose and check: the answer path proper."""
         query = state["query"]
         retriever = self.retriever
+        if not retriever.store.readable():
+            raise StoreError(f"the index files at {self.settings.index_dir} are gone")
         passages = retriever.passages(query)
         snap = retriever.snapshot()
         terms = key_terms(query)
@@ -139,10 +195,28 @@ class Assistant:
         verdict = judge(terms, scored, snap.vocabulary)
         if not verdict.answerable:
             return refusal(self.coverage(), verdict.reason, verdict.unknown, query)
-        draft = check_citations(self.generator.compose(state["question"], scored))
+        generator = self.llm if state.get("use_llm") else self.extractive
+        draft = check_citations(generator.compose(state["question"], scored))
         if not draft.citations:
             return refusal(self.coverage(), "weak-evidence", (), query)
-        return Answer("answered", draft.text, draft.citations, DISCLAIMER, query=query)
+        return Answer(
+            "answered",
+            draft.text,
+            draft.citations,
+            DISCLAIMER,
+            query=query,
+            generator=draft.made_by,
+        )
+
+    def condensed(self, state: dict[str, Any]) -> str:
+        """The retrieval query: the LLM rewrites a follow-up when it can, else the word rules."""
+        question, history = state["question"], state["history"]
+        if state.get("use_llm") and history and hasattr(self.llm, "rewrite"):
+            try:
+                return plain_to_document_words(self.llm.rewrite(question, history))
+            except Exception as exc:  # noqa: BLE001 - a failed rewrite is not a failed answer
+                print(f"LLM query rewrite failed, using the rules: {exc}", file=sys.stderr)
+        return plain_to_document_words(condense(question, history))
 
     def coverage(self) -> str:
         """One sentence naming what the documents cover, read from the live index once per version."""
@@ -173,9 +247,7 @@ def build_chain(assistant: Assistant) -> Runnable:
         ),
     )
     answer_path = RunnablePassthrough.assign(
-        query=RunnableLambda(
-            lambda s: plain_to_document_words(condense(s["question"], s["history"]))
-        )
+        query=RunnableLambda(assistant.condensed)
     ) | RunnableLambda(assistant.grounded)
     return screen | RunnableBranch(
         (lambda s: s["problem"] is not None, RunnableLambda(lambda s: error_answer(s["problem"]))),
@@ -197,6 +269,11 @@ def _problem(question: object) -> str | None:
     if len(question) > MAX_QUESTION_CHARS:
         return f"That message is {len(question):,} characters long; please keep questions under {MAX_QUESTION_CHARS:,}."
     return None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def error_answer(message: str) -> Answer:

@@ -52,6 +52,7 @@ class Answer:
     error: str | None = None
     latency_ms: float = 0.0
     reason: str = ""
+    generator: str = ""
 
     def to_json(self, id: str | None = None) -> dict[str, object]:
         """The `python -m assistant ask --json` contract (plus the retrieval query used)."""
@@ -64,6 +65,8 @@ class Answer:
             latency_ms=round(self.latency_ms, 2),
             query=self.query,
         )
+        if self.generator:
+            data["generator"] = self.generator
         if self.error is not None:
             data["error"] = self.error
         return data

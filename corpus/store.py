@@ -9,10 +9,12 @@ ingest deletes it.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import chromadb
@@ -22,6 +24,7 @@ from corpus.records import Chunk, DocumentEntry, Sentence
 from corpus.settings import Settings
 
 CHUNKS, SENTENCES, DOCUMENTS, STATE = "chunks", "sentences", "documents", "state"
+DATABASE = "chroma.sqlite3"
 _BATCH = 1000
 
 
@@ -55,11 +58,27 @@ class Store:
             else:
                 path = settings.index_dir / "chroma"
                 path.mkdir(parents=True, exist_ok=True)
+                if not (path / DATABASE).exists():
+                    _forget_client(path)  # a deleted index: drop Chroma's cached handles to it
                 client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
                 location = str(path)
             return cls(client, location)
         except Exception as exc:  # chromadb raises many types; say where and why
             raise StoreError(f"cannot open the index at {settings.index_dir}: {exc}") from exc
+
+    @classmethod
+    def recreate(cls, settings: Settings) -> Store:
+        """Delete an embedded index's files (even unreadable ones) and open it empty."""
+        path = settings.index_dir / "chroma"
+        shutil.rmtree(path, ignore_errors=True)
+        _forget_client(path)
+        return cls.open(settings)
+
+    def readable(self) -> bool:
+        """Is the index still there? (An embedded index's files can be deleted under us.)"""
+        if self.location.startswith("http"):
+            return True
+        return Path(self.location, DATABASE).is_file()
 
     def _open_collections(self) -> None:
         cosine = {"hnsw": {"space": "cosine", "ef_search": 200}}
@@ -95,6 +114,15 @@ class Store:
         """When the live set last changed (ISO time), or '' for a new index."""
         got = self.state.get(ids=["generation"], include=["metadatas"])
         return str(got["metadatas"][0]["updated"]) if got["ids"] else ""
+
+    def profile(self) -> str:
+        """How this index was built (embedding space, sentences or search-only), or ''."""
+        got = self.state.get(ids=["profile"], include=["metadatas"])
+        return str(got["metadatas"][0]["value"]) if got["ids"] else ""
+
+    def set_profile(self, profile: str) -> None:
+        """Record how this index is built; ingest checks it before reusing any vector."""
+        self.state.upsert(ids=["profile"], embeddings=[[1.0]], metadatas=[{"value": profile}])
 
     def publish(self, entries: Sequence[DocumentEntry]) -> None:
         """Make these versions live (their chunks must already be written)."""
@@ -238,6 +266,14 @@ class Store:
             vector = np.asarray(got["embeddings"][n], dtype=np.float32) if vectors else None
             found[i] = (sentence, vector)
         return [found[i] for i in ids if i in found]
+
+
+def _forget_client(path: Path) -> None:
+    """Chroma caches one client system per folder; a deleted folder's must not be reused."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient._identifier_to_system.pop(str(path), None)
+    SharedSystemClient._identifier_to_refcount.pop(str(path), None)
 
 
 def _upsert(

@@ -25,7 +25,11 @@ HIGHER_IS_BETTER = (
 
 
 def run(
-    assistant: Assistant, questions: Sequence[Question], mode: str | None = None
+    assistant: Assistant,
+    questions: Sequence[Question],
+    mode: str | None = None,
+    *,
+    use_llm: bool = True,
 ) -> list[Outcome]:
     """Ask every question (one warmed-up assistant); record the response and the document ranking."""
     retriever = assistant.retriever
@@ -34,7 +38,7 @@ def run(
     try:
         outcomes = []
         for q in questions:
-            answer = assistant.ask(q.question, list(q.history))
+            answer = assistant.ask(q.question, list(q.history), use_llm=use_llm)
             ranked: tuple[str, ...] = ()
             if answer.status in ("answered", "refused") and answer.query:
                 ranked = tuple(d for d, _ in retriever.rank_documents(answer.query, k=10))

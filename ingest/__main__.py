@@ -1,4 +1,4 @@
-"""python -m ingest [--corpus DIR] [--index DIR] [--rebuild] [--json]"""
+"""python -m ingest [--corpus DIR] [--index DIR] [--rebuild] [--json] [--search-only]"""
 
 from __future__ import annotations
 
@@ -18,13 +18,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or .index)")
     parser.add_argument("--rebuild", action="store_true", help="drop the index and rebuild it")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument(
+        "--search-only",
+        action="store_true",
+        default=None,
+        help="embed chunks only, not sentences: half the time, for `assistant search` benchmarks",
+    )
     args = parser.parse_args(argv)
 
     from corpus.settings import Settings
     from corpus.store import StoreError
     from ingest.pipeline import CorpusError, TerminalProgress, ingest
 
-    settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
+    settings = Settings.from_env(
+        corpus_dir=args.corpus, index_dir=args.index, search_only=args.search_only
+    )
     try:
         with TerminalProgress() as progress:
             report = ingest(settings, rebuild=args.rebuild, progress=progress)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import numpy as np
 from corpus.embeddings import Embedder
 from corpus.records import Chunk, DocumentEntry, Sentence
 from corpus.settings import Settings
-from corpus.store import Store
+from corpus.store import Store, StoreError
 from ingest.chunking import MAX_CHARS, chunk_document
 from ingest.loaders import MAX_BYTES, LoadError, load
 
@@ -119,23 +121,32 @@ def scan(corpus_dir: Path) -> tuple[dict[str, Path], list[Skipped]]:
     root = corpus_dir.resolve()
     for folder, dirs, names in os.walk(corpus_dir, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in [d for d in dirs if Path(folder, d).is_symlink()]:
+            dirs.remove(name)  # never walked into: it could lead anywhere on the machine
+            names.append(name)
         for name in sorted(names):
             path = Path(folder, name)
             source = path.relative_to(corpus_dir).as_posix()
             if name.startswith(".") or source == METADATA_FILE:
                 continue
             if path.is_symlink():
-                target = path.resolve()
-                where = "inside" if target.is_relative_to(root) else "outside"
-                skipped.append(
-                    Skipped(source, f"symbolic link to a file {where} the corpus (not followed)")
-                )
+                skipped.append(Skipped(source, _link_reason(path, root)))
                 continue
             if not path.is_file():
                 skipped.append(Skipped(source, "not a regular file"))
                 continue
             files[source] = path
     return files, skipped
+
+
+def _link_reason(path: Path, root: Path) -> str:
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # dangling, or a loop
+        return "broken or looping symbolic link (not followed)"
+    what = "folder" if target.is_dir() else "file"
+    where = "inside" if target.is_relative_to(root) else "outside"
+    return f"symbolic link to a {what} {where} the corpus (not followed)"
 
 
 def read_metadata(corpus_dir: Path) -> tuple[dict[str, dict[str, str]], list[Skipped]]:
@@ -150,6 +161,11 @@ def read_metadata(corpus_dir: Path) -> tuple[dict[str, dict[str, str]], list[Ski
     return {
         k: {kk: str(vv) for kk, vv in v.items()} for k, v in data.items() if isinstance(v, dict)
     }, []
+
+
+def index_profile(embedder: Embedder, *, search_only: bool) -> str:
+    """What an index's vectors mean: the embedding space, and whether sentences are embedded."""
+    return f"{embedder.space}|{'search-only' if search_only else 'sentences'}"
 
 
 def _version(source: str, data: bytes, meta: dict[str, str]) -> str:
@@ -179,15 +195,22 @@ def ingest(
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
     with index_lock(settings.index_dir, log):
-        store = store or Store.open(settings)
-        if rebuild:
-            log("rebuild: dropping the existing index")
-            store.reset()
-        live = store.documents()
-        orphans = store.stored_versions() - {e.version for e in live.values()}
-        if orphans:
-            log(f"repair: deleting {len(orphans)} stale version(s) left by an interrupted run")
-            store.delete_versions(orphans)
+        store = store or _open_or_recreate(settings, log)
+        embedder = embedder or Embedder.from_settings(settings)
+        profile = index_profile(embedder, search_only=settings.search_only)
+        with _writing(store):
+            if rebuild:
+                log("rebuild: dropping the existing index")
+                store.reset()
+            elif store.profile() not in ("", profile):
+                log(f"the index was built as {store.profile()}, now {profile}: rebuilding it")
+                store.reset()
+            store.set_profile(profile)
+            live = store.documents()
+            orphans = store.stored_versions() - {e.version for e in live.values()}
+            if orphans:
+                log(f"repair: deleting {len(orphans)} stale version(s) left by an interrupted run")
+                store.delete_versions(orphans)
         metadata, skipped = read_metadata(corpus_dir)
         files, refused = scan(corpus_dir)
         skipped += refused
@@ -214,12 +237,14 @@ def ingest(
                 skipped.append(Skipped(source, f"unreadable file ({exc.strerror or exc})"))
                 log(f"skipped {source}: unreadable ({exc})")
         gone = sorted(set(live) - kept - {p.entry.source for p in plans})
-        embedded = _embed_and_publish(
-            plans, store, embedder or Embedder(settings.model_path()), log, progress
-        )
+        if settings.search_only:
+            plans = [replace(p, sentences=[]) for p in plans]
+        _check_space(store, plans)
+        embedded = _embed_and_publish(plans, store, embedder, log, progress)
         if gone:
-            store.unpublish(gone)
-            store.delete_versions(live[s].version for s in gone)
+            with _writing(store):
+                store.unpublish(gone)
+                store.delete_versions(live[s].version for s in gone)
             for source in gone:
                 log(f"removed {source}")
         final = store.documents()
@@ -233,6 +258,56 @@ def ingest(
         skipped=tuple(sorted(skipped, key=lambda s: s.source)),
         seconds=time.perf_counter() - started,
     )
+
+
+def _open_or_recreate(settings: Settings, log: Callable[[str], None]) -> Store:
+    """Open the index; one whose files are unreadable is rebuilt (it is derived from the corpus)."""
+    try:
+        store = Store.open(settings)
+        store.documents()
+        return store
+    except Exception as exc:
+        if settings.chroma_host or not (settings.index_dir / "chroma").exists():
+            raise StoreError(f"cannot open the index at {store_location(settings)}: {exc}") from exc
+        log(
+            f"the index at {settings.index_dir} is unreadable ({exc}): rebuilding it from the corpus"
+        )
+        return Store.recreate(settings)
+
+
+def _check_space(store: Store, plans: list[_Plan]) -> None:
+    """Refuse before writing anything when the index's disk is clearly too small.
+
+    Chroma needs free space even to read once its write log holds unapplied records, so a
+    disk that fills up mid-ingest would take the old index down with it. The estimate is
+    generous: each record's text three times (row, full-text index, log) and its vector three
+    times (log, segment, HNSW), plus 1 MiB.
+    """
+    records = [r.text for p in plans for r in (*p.chunks, *p.sentences)]
+    needed = sum(3 * len(t.encode()) + 3 * 384 * 4 for t in records) + 2**20
+    free = _free_bytes(store.location)
+    if free < needed:
+        raise StoreError(
+            f"not enough disk space for this ingest: about {needed / 2**20:.1f} MB needed, "
+            f"{free / 2**20:.1f} MB free at {store.location}. Nothing was changed; the index "
+            "still serves what it served before: free some space and ingest again"
+        )
+
+
+def _free_bytes(location: str) -> int:
+    if location.startswith("http"):
+        return 2**63
+    try:
+        return shutil.disk_usage(location).free
+    except OSError:
+        return 2**63
+
+
+def store_location(settings: Settings) -> str:
+    """Where the index lives, for messages."""
+    if settings.chroma_host:
+        return f"http://{settings.chroma_host}:{settings.chroma_port}"
+    return str(settings.index_dir)
 
 
 def _plan(
@@ -326,17 +401,48 @@ def _embed_and_publish(
         vectors = embedder.encode(texts, progress=advance)
         known.update(zip(keys, vectors, strict=True))
         chunks_embedded += sum(k[0] == "c" for k in keys)
-        for plan, _ in group:
-            store.write(
-                plan.chunks,
-                np.stack([known[("c", c.content_hash)] for c in plan.chunks]),
-                plan.sentences,
-                np.stack([known[("s", s.content_hash)] for s in plan.sentences]),
-            )
-        store.publish([plan.entry for plan, _ in group])
-        store.delete_versions(p.old_version for p, _ in group if p.old_version)
+        with _writing(store):
+            _write_group(store, group, known)
         for plan, _ in group:
             verb = "updated" if plan.old_version else "added"
             log(f"{verb} {plan.entry.source} ({len(plan.chunks)} chunks)")
         group = []
     return chunks_embedded
+
+
+def _write_group(store: Store, group: list[tuple[_Plan, Any]], known: dict) -> None:
+    """Write these documents' new versions, make them live, then delete their old versions."""
+    for plan, _ in group:
+        store.write(
+            plan.chunks,
+            np.stack([known[("c", c.content_hash)] for c in plan.chunks]),
+            plan.sentences,
+            np.array([known[("s", s.content_hash)] for s in plan.sentences], np.float32),
+        )
+    store.publish([plan.entry for plan, _ in group])
+    store.delete_versions(p.old_version for p, _ in group if p.old_version)
+
+
+@contextmanager
+def _writing(store: Store) -> Iterator[None]:
+    """Turn a failed write into one clear StoreError; the live versions are untouched by it.
+
+    Chroma does not always say that the disk is full, so an embedded index's free space is
+    checked too.
+    """
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        if (
+            getattr(exc, "errno", None) == errno.ENOSPC
+            or "full" in text.lower()
+            or _free_bytes(store.location) < 2**20
+        ):
+            raise StoreError(
+                f"the disk holding the index is full ({text}); the index still serves what it "
+                "served before: free some space and ingest again"
+            ) from exc
+        raise StoreError(f"writing the index failed ({text})") from exc

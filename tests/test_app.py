@@ -174,12 +174,10 @@ def test_reingest_is_disabled_on_a_public_address_without_a_password(seed_index,
     import app
     from assistant.chain import Assistant
     from corpus.settings import Settings
-    from corpus.store import Store
 
     settings = Settings(corpus_dir=CORPUS, index_dir=seed_index[0], host="0.0.0.0")
-    store = Store.open(settings)
-    helper = Assistant(settings, store=store, embedder=embedder)
-    demo = app.build_ui(settings, helper, store, embedder)
+    helper = Assistant(settings, embedder=embedder)
+    demo = app.build_ui(settings, helper, embedder)
     (button,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "reingest"]
     assert button.interactive is False
     assert (
@@ -194,3 +192,19 @@ def test_document_text_is_escaped_never_rendered() -> None:
         "&lt;script&gt;x&lt;/script&gt; \\[a\\]\\(javascript:1\\)"
     )
     assert app.highlight("a <b> c", "<b>") == "a <mark>&lt;b&gt;</mark> c"
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_sessions_get_whole_answers_and_only_their_own_history(
+    app_url: str,
+) -> None:
+    from evals.load import report, run
+
+    result = run(app_url, sessions=20, questions=10)
+    print(report(result))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["completed"] == 200
+    assert result["answered"] >= 100
+    assert result["answered_with_citations"] == result["answered"]
+    assert result["with_disclaimer"] == 200
+    assert result["cross_talk"] == []

@@ -6,12 +6,12 @@ import hashlib
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -251,41 +251,6 @@ def test_rebuild_starts_from_scratch(workspace: Settings) -> None:
     assert "embedding" in result.stderr  # the progress bar goes to stderr
 
 
-@pytest.mark.slow
-def test_killed_ingest_is_repaired_by_the_next_run(tmp_path: Path, embedder) -> None:
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
-    seeds = sorted(CORPUS.glob("*.txt"))
-    for i in range(4):  # four distinct documents: several write groups
-        for seed in seeds:
-            text = seed.read_text(encoding="utf-8").replace("melatonin", f"melatonin (copy {i})")
-            (corpus / f"{seed.stem}-{i}.txt").write_text(text, encoding="utf-8")
-    index = tmp_path / "index"
-    for delay in (6.0, 18.0):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "--corpus", str(corpus), "--index", str(index)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    settings = Settings(corpus_dir=corpus, index_dir=index)
-    store = Store.open(settings)
-    for entry in store.documents().values():  # whatever was published is complete
-        assert (
-            len(store.chunks.get(where={"version": entry.version}, include=[])["ids"])
-            == entry.chunks
-        )
-    report = ingest(settings, embedder=embedder)
-    assert report.added + report.unchanged == 8 and report.skipped == ()
-    live = store.documents()
-    assert len(live) == 8
-    assert store.stored_versions() == {e.version for e in live.values()}
-    assert store.chunks.count() == sum(e.chunks for e in live.values())
-
-
 def test_a_second_ingest_waits_for_the_first(workspace: Settings) -> None:
     (workspace.corpus_dir / "extra.txt").write_text(
         "Extra\n\nChamomile tea is calming.\n", encoding="utf-8"
@@ -402,3 +367,53 @@ def test_env_settings_are_read(tmp_path: Path) -> None:
     assert settings.corpus_dir == tmp_path and settings.port == 9999
     assert settings.index_dir == Path("override")
     assert os.path.isdir(settings.model_path())
+
+
+def test_onnx_backends_are_exported_locally_and_agree_with_torch(tmp_path: Path) -> None:
+    from corpus.embeddings import Embedder
+    from corpus.settings import default_model_path
+
+    texts = ["How much melatonin should I take?", "Probiotics may ease bloating and gas."]
+    model = default_model_path()
+    torch_vectors = Embedder(model, backend="torch").encode(texts)
+    onnx = Embedder(model, backend="onnx", cache_dir=tmp_path)
+    int8 = Embedder(model, backend="onnx-int8", cache_dir=tmp_path)
+    agreement = (torch_vectors * onnx.encode(texts)).sum(axis=1)
+    int8_agreement = (torch_vectors * int8.encode(texts)).sum(axis=1)
+    assert agreement.min() > 0.9999  # the same model, run by onnxruntime
+    assert 0.95 < int8_agreement.min() < 0.9999  # quantized: close, but another vector space
+    assert onnx.space == Embedder(model, backend="torch").space != int8.space
+    assert sorted(p.name for p in tmp_path.rglob("*.onnx")) == ["model-int8.onnx", "model.onnx"]
+
+
+def test_a_new_vector_space_re_embeds_everything_and_old_readers_are_told(
+    workspace: Settings,
+) -> None:
+    from assistant.chain import Assistant
+    from assistant.retrieval import IndexMismatchError
+
+    before = Store.open(workspace).chunks.count()
+    int8 = replace(workspace, embed_backend="onnx-int8")
+    messages: list[str] = []
+    report = ingest(int8, log=messages.append)
+    assert report.chunks_embedded == report.chunks_total == before  # nothing reused across spaces
+    assert any("rebuilding" in m for m in messages)
+    with pytest.raises(IndexMismatchError, match="RAG_EMBED_BACKEND"):
+        Assistant(workspace).warm_up()  # fp32 queries against int8 vectors: refused, not wrong
+    assert Assistant(int8).ask("How much melatonin should I take?").status == "answered"
+
+
+def test_search_only_index_ranks_but_does_not_pretend_to_answer(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    result = run_cli(
+        "ingest", "--corpus", str(CORPUS), "--index", str(index), "--json", "--search-only"
+    )
+    assert result.returncode == 0, result.stderr
+    assert Store.open(Settings(index_dir=index)).sentences.count() == 0
+    query = json.dumps({"id": "q", "question": "gut bacteria and melatonin"}) + "\n"
+    found = run_cli("assistant", "search", "--jsonl", "--index", str(index), stdin=query)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["results"]
+    asked = run_cli("assistant", "ask", "--index", str(index), "What are probiotics?")
+    assert asked.returncode == 1
+    assert "--search-only" in asked.stderr
