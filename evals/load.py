@@ -31,14 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # (opening question, the word its follow-ups' retrieval query must carry, and no other's)
 TOPICS = (
     ("What are probiotics?", "probiotics"),
-    ("What are the side effects of melatonin?", "side effects"),
-    ("How does serotonin affect sleep?", "serotonin"),
+    ("What are the side effects of melatonin?", "side"),
+    ("What is the gut microbiome?", "microbiome"),
     ("Can melatonin help with IBS symptoms?", "ibs"),
 )
 FOLLOW_UPS = (
     "Which ones are most common?",
     "Tell me more about that.",
-    "What else do the documents say about it?",
+    "Why is that?",
 )
 OFF_TOPIC = "What is the capital of France?"
 
