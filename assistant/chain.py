@@ -79,16 +79,14 @@ class Assistant:
         *,
         store: Store | None = None,
         embedder: Embedder | None = None,
-        generator: Generator | None = None,
+        llm: Generator | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._embedder = embedder or Embedder.from_settings(settings)
         self.extractive = ExtractiveGenerator()
-        self.llm: Any = None
-        if generator is not None:
-            self.llm = generator
-        elif settings.generator != "extractive":
+        self.llm: Any = llm
+        if llm is None and settings.generator != "extractive":
             from assistant.llm import LLMGenerator, make_chat_model
 
             label = f"the LLM ({settings.llm_model or settings.generator})"

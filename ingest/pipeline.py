@@ -268,7 +268,7 @@ def _open_or_recreate(settings: Settings, log: Callable[[str], None]) -> Store:
         return store
     except Exception as exc:
         if settings.chroma_host or not (settings.index_dir / "chroma").exists():
-            raise StoreError(f"cannot open the index at {store_location(settings)}: {exc}") from exc
+            raise StoreError(f"cannot open the index at {_location(settings)}: {exc}") from exc
         log(
             f"the index at {settings.index_dir} is unreadable ({exc}): rebuilding it from the corpus"
         )
@@ -303,7 +303,7 @@ def _free_bytes(location: str) -> int:
         return 2**63
 
 
-def store_location(settings: Settings) -> str:
+def _location(settings: Settings) -> str:
     """Where the index lives, for messages."""
     if settings.chroma_host:
         return f"http://{settings.chroma_host}:{settings.chroma_port}"
@@ -442,7 +442,7 @@ def _writing(store: Store) -> Iterator[None]:
             or _free_bytes(store.location) < 2**20
         ):
             raise StoreError(
-                f"the disk holding the index is full ({text}); the index still serves what it "
-                "served before: free some space and ingest again"
+                f"the disk holding the index filled up while writing ({text}): free some space "
+                "and ingest again (Chroma may not read the index until then)"
             ) from exc
         raise StoreError(f"writing the index failed ({text})") from exc

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,18 @@ def test_no_endpoint_exposes_reingest_or_reads_paths(app_url: str) -> None:
 
     api = Client(app_url, verbose=False).view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == {"/ask"}
+    for path in (
+        "gradio_api/file=/etc/passwd",
+        "file=/etc/passwd",
+        "gradio_api/file=../.git/config",
+    ):
+        try:
+            with urllib.request.urlopen(app_url + path, timeout=10) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            assert exc.code in (403, 404), path
+        else:
+            assert b"root:" not in body and b"[core]" not in body, path
 
 
 @pytest.mark.browser

@@ -34,7 +34,7 @@ def first_sentence(text: str) -> str:
 
 def llm_assistant(seed_index, embedder, model) -> Assistant:
     settings = Settings(corpus_dir=CORPUS, index_dir=seed_index[0])
-    return Assistant(settings, embedder=embedder, generator=LLMGenerator(model, embedder))
+    return Assistant(settings, embedder=embedder, llm=LLMGenerator(model, embedder))
 
 
 def test_supported_sentences_are_kept_and_invented_ones_dropped(seed_index, embedder) -> None:
