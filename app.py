@@ -317,8 +317,14 @@ def build_ui(settings: Settings, assistant: Assistant, embedder: Embedder) -> An
 
         outputs = [question, chat, history, sources]
         inputs = [question, chat, history, use_llm]
-        question.submit(respond, inputs, outputs, api_visibility="private")
-        send.click(respond, inputs, outputs, api_visibility="private")
+        gr.on(  # a question sent while an answer streams is asked right after it, not dropped
+            [question.submit, send.click],
+            respond,
+            inputs,
+            outputs,
+            api_visibility="private",
+            trigger_mode="always_last",
+        )
         clear.click(new_chat, outputs=[chat, history, sources, question], api_visibility="private")
         evals_button.click(
             run_evals, outputs=eval_summary, api_visibility="private", concurrency_limit=1
