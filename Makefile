@@ -54,7 +54,7 @@ $(LLM_VENV)/.installed:
 
 # The eval set through the LLM generator (served by llama.cpp) beside the extractive one.
 test-llm: setup $(LLM_VENV)/.installed
-	$(PY) -m evals.llm --server-python $(LLM_VENV)/bin/python
+	$(PY) -m evals.llm --server-python $(LLM_VENV)/bin/python --split test
 
 # 20 concurrent sessions x 10 questions against the app on a loopback port.
 load: setup

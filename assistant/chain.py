@@ -180,8 +180,15 @@ class Assistant:
     # -- steps of the chain ---------------------------------------------------------------
 
     def grounded(self, state: dict[str, Any]) -> Answer:
+        """The answer to the condensed query; if the LLM's rewrite finds nothing, the rules'."""
+        answer = self._grounded(state, state["query"])
+        rules = state.get("rules_query")
+        if answer.status == "refused" and rules and rules != state["query"]:
+            return self._grounded(state, rules)  # a small LLM's rewrite can lose the question
+        return answer
+
+    def _grounded(self, state: dict[str, Any], query: str) -> Answer:
         """Retrieve, gate, compose and check: the answer path proper."""
-        query = state["query"]
         retriever = self.retriever
         if not retriever.store.readable():
             raise StoreError(f"the index files at {self.settings.index_dir} are gone")
@@ -214,7 +221,11 @@ class Assistant:
                 return plain_to_document_words(self.llm.rewrite(question, history))
             except Exception as exc:  # noqa: BLE001 - a failed rewrite is not a failed answer
                 print(f"LLM query rewrite failed, using the rules: {exc}", file=sys.stderr)
-        return plain_to_document_words(condense(question, history))
+        return self.rules_query(state)
+
+    def rules_query(self, state: dict[str, Any]) -> str:
+        """The retrieval query the word rules make of a question and its history."""
+        return plain_to_document_words(condense(state["question"], state["history"]))
 
     def coverage(self) -> str:
         """One sentence naming what the documents cover, read from the live index once per version."""
@@ -245,7 +256,8 @@ def build_chain(assistant: Assistant) -> Runnable:
         ),
     )
     answer_path = RunnablePassthrough.assign(
-        query=RunnableLambda(assistant.condensed)
+        query=RunnableLambda(assistant.condensed),
+        rules_query=RunnableLambda(assistant.rules_query),
     ) | RunnableLambda(assistant.grounded)
     return screen | RunnableBranch(
         (lambda s: s["problem"] is not None, RunnableLambda(lambda s: error_answer(s["problem"]))),

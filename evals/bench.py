@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from evals.latency import QUESTIONS, query_latency
+
+REPEATS = 3  # throughputs are medians of this many runs (the machine is noisy)
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus" / "documents"
@@ -52,32 +55,43 @@ def seed_texts() -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-def encoder_limit(embedder: Any, texts: list[str], batches: tuple[int, ...]) -> dict[int, float]:
-    """Texts per second of the bare model at each batch size (after one warm-up batch)."""
+def encoder_limit(
+    embedder: Any, texts: list[str], batches: tuple[int, ...], repeats: int = REPEATS
+) -> dict[int, float]:
+    """Texts per second of the bare model at each batch size: the median of `repeats` runs."""
     embedder.warm_up()
     model = embedder._model  # the raw SentenceTransformer (or ONNX session): the limit
     model.encode(texts[:8], batch_size=8)
     rates = {}
     for batch in batches:
-        started = time.perf_counter()
-        model.encode(texts, batch_size=batch, normalize_embeddings=True, show_progress_bar=False)
-        rates[batch] = len(texts) / (time.perf_counter() - started)
+        runs = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model.encode(
+                texts, batch_size=batch, normalize_embeddings=True, show_progress_bar=False
+            )
+            runs.append(len(texts) / (time.perf_counter() - started))
+        rates[batch] = statistics.median(runs)
     return rates
 
 
 def project_ingest(embedder: Any, workdir: Path) -> dict[str, float]:
-    """Full ingest of the seed corpus into a new index, then a no-change re-ingest."""
+    """Full ingest of the seed corpus into a new index (median of runs), then a no-change one."""
     from corpus.settings import Settings
     from ingest.pipeline import ingest
 
-    settings = Settings.from_env(corpus_dir=CORPUS, index_dir=workdir / "ours")
-    first = ingest(settings, embedder=embedder, log=lambda _: None)
+    seconds = []
+    for n in range(REPEATS):  # each into a new index; the last one is kept
+        settings = Settings.from_env(corpus_dir=CORPUS, index_dir=workdir / f"ours-{n}")
+        first = ingest(settings, embedder=embedder, log=lambda _: None)
+        seconds.append(first.seconds)
     again = ingest(settings, embedder=embedder, log=lambda _: None)
     from corpus.store import Store
 
     store = Store.open(settings)
     return {
-        "seconds": first.seconds,
+        "seconds": statistics.median(seconds),
+        "index_dir": str(settings.index_dir),
         "texts": store.chunks.count() + store.sentences.count(),
         "chunks": first.chunks_total,
         "reingest_seconds": again.seconds,
@@ -263,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         embedder.warm_up()
         ours = project_ingest(embedder, workdir)
         peer = tutorial_pipeline(settings.model_path(), workdir)
-        seed_index = replace(settings, corpus_dir=CORPUS, index_dir=workdir / "ours")
+        seed_dir = Path(ours["index_dir"])
+        seed_index = replace(settings, corpus_dir=CORPUS, index_dir=seed_dir)
         assistant = Assistant(seed_index, embedder=embedder)
         assistant.warm_up()
         results.update(limits=limits, ours=ours, peer=peer)
@@ -282,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             served = workdir / "served"
             shutil.copytree(index / "chroma", served / "scifact")
-            shutil.copytree(workdir / "ours" / "chroma", served / "seed")
+            shutil.copytree(seed_dir / "chroma", served / "seed")
             with chroma_server(served / "scifact", workdir / "chroma-scifact.log") as port:
                 remote = replace(on_disk, chroma_host="127.0.0.1", chroma_port=port)
                 results["server_scifact"] = scifact.evaluate(remote, dataset, ("hybrid",))
@@ -292,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 server_assistant.warm_up()
                 results["server_latency"] = query_latency(server_assistant, args.rounds)
             results["growth"] = [asdict(g) for g in growth.measure(index)]
-        results["serving"] = app_start(workdir / "ours", workdir)
+        results["serving"] = app_start(seed_dir, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = table_rows(results, settings.embed_backend)
@@ -300,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         f"| {a} | {b} | {c} |" for a, b, c in rows
     )
     print(table)
-    report = f"# Benchmarks\n\n{table}\n"
+    report = (
+        f"# Benchmarks\n\nThroughputs are medians of {REPEATS} runs; latencies are p50 / p95 over "
+        f"{args.rounds} rounds of the questions, after warm-up.\n\n{table}\n"
+    )
     if "growth" in results:
         grown = growth.table([growth.Growth(**g) for g in results["growth"]])
         print(f"\n{grown}")

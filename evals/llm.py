@@ -10,6 +10,7 @@ citation validity for both, and writes evals/reports/llm.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from assistant.chain import Assistant
     from corpus.settings import Settings
-    from evals.metrics import load_questions
+    from evals.metrics import Outcome, load_questions
     from evals.runner import evaluate, run
 
     questions = load_questions(args.questions, args.split)
@@ -106,8 +107,26 @@ def main(argv: list[str] | None = None) -> int:
         assistant = Assistant(settings)
         assistant.warm_up()
         started = time.perf_counter()
-        with_llm = evaluate(run(assistant, questions), settings.corpus_dir)
+
+        def progress(done: int, outcome: Outcome) -> None:
+            seconds = time.perf_counter() - started
+            print(f"[{done}/{len(questions)}] {outcome.question.id} {seconds:.0f} s", flush=True)
+
+        with_llm = evaluate(run(assistant, questions, on_answer=progress), settings.corpus_dir)
         llm_seconds = time.perf_counter() - started
+    claims = [
+        {
+            "question": question,
+            "claim": c.claim,
+            "reason": c.reason,
+            "similarity": round(c.similarity, 3),
+            "overlap": round(c.overlap, 3),
+            "marked": "no valid marker" not in c.reason,
+            "judged": list(c.judged),
+        }
+        for question, checked in assistant.llm.recent
+        for c in checked
+    ]
     extractive = evaluate(run(assistant, questions, use_llm=False), settings.corpus_dir)
     stats = assistant.llm.stats
     rows = [
@@ -135,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table)
     args.report.mkdir(parents=True, exist_ok=True)
+    with (args.report / "llm_claims.jsonl").open("w", encoding="utf-8") as out:
+        out.writelines(json.dumps(c, ensure_ascii=False) + "\n" for c in claims)
     (args.report / "llm.md").write_text(
         f"# SmolLM2-135M through llama.cpp vs extractive ({len(questions)} questions)\n\n{table}\n",
         encoding="utf-8",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ def run(
     mode: str | None = None,
     *,
     use_llm: bool = True,
+    on_answer: Callable[[int, Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Ask every question (one warmed-up assistant); record the response and the document ranking."""
     retriever = assistant.retriever
@@ -43,6 +44,8 @@ def run(
             if answer.status in ("answered", "refused") and answer.query:
                 ranked = tuple(d for d, _ in retriever.rank_documents(answer.query, k=10))
             outcomes.append(Outcome(q, answer.to_json(id=q.id), ranked))
+            if on_answer is not None:
+                on_answer(len(outcomes), outcomes[-1])
         return outcomes
     finally:
         retriever.mode = previous

@@ -5,8 +5,11 @@ A real model served by llama.cpp runs in `make test-llm` (evals/llm_eval.py), no
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,14 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableLambda
 
 from assistant.chain import Assistant
-from assistant.llm import LLMGenerator, LLMUnavailableError, make_chat_model
+from assistant.llm import (
+    MIN_SUPPORT_OVERLAP,
+    MIN_SUPPORT_SIMILARITY,
+    LLMGenerator,
+    LLMUnavailableError,
+    judge,
+    make_chat_model,
+)
 from corpus.settings import Settings
 
 QUESTION = "How much melatonin should I take?"
@@ -35,6 +45,18 @@ def first_sentence(text: str) -> str:
 def llm_assistant(seed_index, embedder, model) -> Assistant:
     settings = Settings(corpus_dir=CORPUS, index_dir=seed_index[0])
     return Assistant(settings, embedder=embedder, llm=LLMGenerator(model, embedder))
+
+
+def openai_settings(seed_index, port: int, **more: float) -> Settings:
+    """RAG_GENERATOR=openai against a loopback port, model "tiny"."""
+    return Settings(
+        corpus_dir=CORPUS,
+        index_dir=seed_index[0],
+        generator="openai",
+        llm_base_url=f"http://127.0.0.1:{port}/v1",
+        llm_model="tiny",
+        **more,
+    )
 
 
 def test_supported_sentences_are_kept_and_invented_ones_dropped(seed_index, embedder) -> None:
@@ -87,15 +109,7 @@ def test_a_server_that_is_down_gives_the_extractive_answer_and_says_so(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
-    settings = Settings(
-        corpus_dir=CORPUS,
-        index_dir=seed_index[0],
-        generator="openai",
-        llm_base_url=f"http://127.0.0.1:{port}/v1",
-        llm_model="tiny",
-        llm_timeout=3.0,
-    )
-    assistant = Assistant(settings, embedder=embedder)
+    assistant = Assistant(openai_settings(seed_index, port, llm_timeout=3.0), embedder=embedder)
     assert assistant.generator_name == "the LLM (tiny)"
     answer = assistant.ask(QUESTION)
     assert answer.status == "answered" and answer.citations
@@ -103,13 +117,63 @@ def test_a_server_that_is_down_gives_the_extractive_answer_and_says_so(
     assert assistant.llm.stats.failures == 1
 
 
-def test_follow_ups_are_rewritten_by_the_llm(seed_index, embedder) -> None:
+def test_the_openai_client_caps_the_answer_length_in_a_way_llama_cpp_understands(
+    seed_index, embedder
+) -> None:
+    """langchain-openai sends max_completion_tokens, which llama.cpp's server ignores."""
+    bodies: list[dict] = []
+
+    class Server(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            reply = json.dumps(
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "tiny",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "No idea."},
+                        }
+                    ],
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = openai_settings(seed_index, server.server_port)
+        answer = Assistant(settings, embedder=embedder).ask(QUESTION)
+    finally:
+        server.shutdown()
+    assert bodies and bodies[0]["max_tokens"] == 300 and bodies[0]["temperature"] == 0
+    assert answer.generator.startswith("extractive (fallback: none of")  # "No idea." is dropped
+
+
+def rewriting(query: str) -> RunnableLambda:
+    """A model that rewrites follow-ups as `query` and answers with passage [1]'s first sentence."""
+
     def model(messages: list) -> AIMessage:
         if "standalone search query" in messages[0][1]:
-            return AIMessage(content="most common probiotic strains")
+            return AIMessage(content=query)
         return AIMessage(content=f"{first_sentence(passage_one(messages))} [1].")
 
-    assistant = llm_assistant(seed_index, embedder, RunnableLambda(model))
+    return RunnableLambda(model)
+
+
+def test_follow_ups_are_rewritten_by_the_llm(seed_index, embedder) -> None:
+    assistant = llm_assistant(seed_index, embedder, rewriting("most common probiotic strains"))
     history = [
         {"role": "user", "content": "What are probiotics?"},
         {"role": "assistant", "content": "Live microorganisms [1]."},
@@ -118,6 +182,22 @@ def test_follow_ups_are_rewritten_by_the_llm(seed_index, embedder) -> None:
     assert "probiotic" in answer.query and answer.status == "answered"
     rules = assistant.ask("Which ones are most common?", history, use_llm=False)
     assert rules.query != answer.query  # without the LLM, the word rules condense it
+
+
+def test_a_rewrite_that_loses_the_question_falls_back_to_the_word_rules(
+    seed_index, embedder
+) -> None:
+    """SmolLM2 rewrote "Which fermented ones?" as 'The answer to this question is: ...'."""
+    lost = rewriting("The FDA says 1.5 milligrams per pound of body weight")
+    assistant = llm_assistant(seed_index, embedder, lost)
+    history = [
+        {"role": "user", "content": "Which foods help the gut microbiome?"},
+        {"role": "assistant", "content": "A diet rich in fiber and fermented foods [1]."},
+    ]
+    answer = assistant.ask("Which fermented ones?", history)
+    assert answer.status == "answered", answer.answer
+    assert answer.query == assistant.ask("Which fermented ones?", history, use_llm=False).query
+    assert "FDA" not in answer.query and "FDA" not in answer.answer
 
 
 def test_passages_go_to_the_model_as_delimited_data(seed_index, embedder) -> None:
@@ -144,3 +224,40 @@ def test_generator_settings_build_the_right_client(tmp_path: Path) -> None:
     assert isinstance(make_chat_model(Settings(generator="ollama")), ChatOllama)
     with pytest.raises(LLMUnavailableError, match="extractive, openai or ollama"):
         make_chat_model(Settings(generator="gpt-magic"))
+
+
+def test_no_hand_labelled_unsupported_sentence_passes_the_claim_check(embedder) -> None:
+    """SmolLM2's real sentences (evals/claims.jsonl), judged as if each cited every passage."""
+    from evals.claims import confusion, load_claims, verdicts
+
+    claims = load_claims()
+    assert len(claims) >= 100 and 0 < sum(c.supported for c in claims) < len(claims)
+    scored = verdicts(claims, embedder)
+    kept, _ = confusion(claims, scored, MIN_SUPPORT_SIMILARITY, MIN_SUPPORT_OVERLAP)
+    assert kept == 0
+    on_subject = [  # true sentences about melatonin or the gut, not about "the passage"
+        v
+        for c, v in zip(claims, scored, strict=True)
+        if c.supported and "about the" not in v.reason
+    ]
+    assert sum(v.best is not None for v in on_subject) >= len(on_subject) / 2
+
+
+def test_a_paraphrase_is_kept_and_a_changed_fact_is_not(embedder) -> None:
+    cited = [
+        "Doses between 0.5 mg to 5 mg are commonly effective, with lower doses preferred for "
+        "nightly use to avoid next-day grogginess.",
+        "Melatonin is a hormone produced by the pineal gland in the brain.",
+    ]
+    vectors = embedder.encode(cited)
+
+    def verdict(claim: str):
+        return judge(claim, embedder.encode([claim])[0], " ".join(cited), cited, vectors)
+
+    assert verdict("Lower doses are preferred at night to avoid next-day grogginess [1].").best == 0
+    assert verdict("Doses of 0.5 to 5 mg are commonly effective [1].").best == 0
+    assert verdict("The pineal gland in the brain produces the hormone melatonin [2].").best == 1
+    assert "number" in verdict("Doses of 10 mg are commonly effective [1].").reason
+    assert verdict("Melatonin is made by the thyroid gland in the neck [2].").best is None
+    assert "negates" in verdict("Melatonin is not produced by the pineal gland [2].").reason
+    assert "about the passages" in verdict("The passage says melatonin is a hormone [2].").reason
