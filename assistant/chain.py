@@ -182,9 +182,10 @@ class Assistant:
     def grounded(self, state: dict[str, Any]) -> Answer:
         """The answer to the condensed query; if the LLM's rewrite finds nothing, the rules'."""
         answer = self._grounded(state, state["query"])
-        rules = state.get("rules_query")
-        if answer.status == "refused" and rules and rules != state["query"]:
-            return self._grounded(state, rules)  # a small LLM's rewrite can lose the question
+        if answer.status == "refused" and state.get("use_llm") and state["history"]:
+            rules = self.rules_query(state)  # a small LLM's rewrite can lose the question
+            if rules != state["query"]:
+                return self._grounded(state, rules)
         return answer
 
     def _grounded(self, state: dict[str, Any], query: str) -> Answer:
@@ -256,8 +257,7 @@ def build_chain(assistant: Assistant) -> Runnable:
         ),
     )
     answer_path = RunnablePassthrough.assign(
-        query=RunnableLambda(assistant.condensed),
-        rules_query=RunnableLambda(assistant.rules_query),
+        query=RunnableLambda(assistant.condensed)
     ) | RunnableLambda(assistant.grounded)
     return screen | RunnableBranch(
         (lambda s: s["problem"] is not None, RunnableLambda(lambda s: error_answer(s["problem"]))),

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -132,7 +131,7 @@ class Verdict:
     reason: str
 
 
-def judge(
+def check_claim(
     claim: str,
     claim_vector: np.ndarray,
     cited_text: str,
@@ -176,12 +175,18 @@ class LLMGenerator:
 
     name = "llm"
 
-    def __init__(self, chat_model: Any, embedder: Any, label: str = "LLM") -> None:
+    def __init__(
+        self,
+        chat_model: Any,
+        embedder: Any,
+        label: str = "LLM",
+        on_checked: Callable[[str, Sequence[Checked]], None] | None = None,
+    ) -> None:
         self.chat_model = chat_model
         self.embedder = embedder
         self.label = label
         self.stats = ClaimStats()
-        self.recent: deque[tuple[str, tuple[Checked, ...]]] = deque(maxlen=1000)
+        self.on_checked = on_checked  # sees every checked answer (evals dump them for labelling)
         self.fallback = ExtractiveGenerator()
 
     def compose(self, question: str, candidates: Sequence[Candidate]) -> Draft:
@@ -195,7 +200,8 @@ class LLMGenerator:
             problem = f"{self.label} did not answer ({type(exc).__name__})"
             return self._fallback(question, candidates, problem)
         checked = check_claims(text, passages, self.embedder)
-        self.recent.append((question, tuple(checked)))  # for evals and debugging
+        if self.on_checked is not None:
+            self.on_checked(question, checked)
         kept = [c for c in checked if c.support is not None]
         self.stats.add(generated=len(checked), kept=len(kept), dropped=len(checked) - len(kept))
         if not kept:
@@ -270,7 +276,7 @@ def check_claims(
         # An unmarked sentence is dropped, but scored against every passage for the record.
         judged = sources or list(passages)
         sentences = [c for _, cs in judged for c in cs]
-        verdict = judge(
+        verdict = check_claim(
             claim,
             vector,
             " ".join(chunk.text for chunk, _ in judged),

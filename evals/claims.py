@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from assistant.llm import MIN_SUPPORT_OVERLAP, MIN_SUPPORT_SIMILARITY, Verdict, judge, strip_markers
+from assistant.llm import (
+    MIN_SUPPORT_OVERLAP,
+    MIN_SUPPORT_SIMILARITY,
+    Verdict,
+    check_claim,
+    strip_markers,
+)
 
 HERE = Path(__file__).resolve().parent
 CLAIMS = HERE / "claims.jsonl"
@@ -65,7 +71,7 @@ def verdicts(
     for claim, vector in zip(claims, vectors, strict=True):
         sentences = np.asarray([encoded[s] for s in claim.judged], dtype=np.float32)
         out.append(
-            judge(
+            check_claim(
                 claim.claim,
                 vector,
                 " ".join(claim.judged),

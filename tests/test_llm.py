@@ -24,7 +24,7 @@ from assistant.llm import (
     MIN_SUPPORT_SIMILARITY,
     LLMGenerator,
     LLMUnavailableError,
-    judge,
+    check_claim,
     make_chat_model,
 )
 from corpus.settings import Settings
@@ -252,7 +252,7 @@ def test_a_paraphrase_is_kept_and_a_changed_fact_is_not(embedder) -> None:
     vectors = embedder.encode(cited)
 
     def verdict(claim: str):
-        return judge(claim, embedder.encode([claim])[0], " ".join(cited), cited, vectors)
+        return check_claim(claim, embedder.encode([claim])[0], " ".join(cited), cited, vectors)
 
     assert verdict("Lower doses are preferred at night to avoid next-day grogginess [1].").best == 0
     assert verdict("Doses of 0.5 to 5 mg are commonly effective [1].").best == 0
