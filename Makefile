@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test test-llm ingest eval lint format bench load browser clean
+.PHONY: setup run test test-llm ingest eval calibrate external ablate lint format bench load browser clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,17 @@ test: setup browser
 
 eval: setup
 	$(PY) -m evals
+
+# Refit the gate (on SQuAD 2.0 and COVID-QA, never on our own questions) and the triage model.
+calibrate: setup
+	$(PY) -m evals.calibrate
+
+# The answer engine against tutorial baselines on documents nobody here wrote.
+external: setup
+	$(PY) -m evals.external
+
+ablate: setup
+	$(PY) -m evals.ablate
 
 bench: setup
 	$(PY) -m evals.bench

@@ -101,16 +101,16 @@ def reply_markdown(lines: list[str]) -> str:
     return "\n".join(lines) + f"\n\n<sub>⚕️ {html.escape(DISCLAIMER)}</sub>"
 
 
-def highlight(passage: str, quote: str) -> str:
-    """The passage, escaped, with the quoted sentence marked."""
-    at = passage.find(quote)
-    if at < 0:
-        return html.escape(passage)
-    return (
-        html.escape(passage[:at])
-        + f"<mark>{html.escape(quote)}</mark>"
-        + html.escape(passage[at + len(quote) :])
-    )
+def highlight(passage: str, quotes: list[str]) -> str:
+    """The passage, escaped, with each quoted sentence marked."""
+    spans = sorted((at, at + len(q)) for q in dict.fromkeys(quotes) if (at := passage.find(q)) >= 0)
+    out, last = [], 0
+    for start, end in spans:
+        if start < last:
+            continue
+        out += [html.escape(passage[last:start]), f"<mark>{html.escape(passage[start:end])}</mark>"]
+        last = end
+    return "".join(out) + html.escape(passage[last:])
 
 
 def render_sources(answer: Answer | None) -> str:
@@ -122,17 +122,23 @@ def render_sources(answer: Answer | None) -> str:
         "refused": "<div class='badge badge-refused'>Not covered by the documents: no sources</div>",
         "error": "<div class='badge badge-error'>Not a question</div>",
     }.get(answer.status, "")
-    cards = [badge] + [_card(c) for c in answer.citations]
+    by_passage: dict[str, list[Citation]] = {}
+    for c in answer.citations:  # one card per passage, with every quote from it marked
+        by_passage.setdefault(c.chunk_id, []).append(c)
+    cards = [badge] + [_card(group) for group in by_passage.values()]
     return "\n".join(part for part in cards if part)
 
 
-def _card(c: Citation) -> str:
-    section = f" · {html.escape(c.section)}" if c.section else ""
+def _card(group: list[Citation]) -> str:
+    c = group[0]
+    numbers = "".join(f"[{x.n}]" for x in group)
+    ids = " ".join(f"source-{x.n}" for x in group[1:])
+    section = f" · {html.escape(c.section)}" if c.section and c.section != c.title else ""
     return (
-        f"<div class='src' id='source-{c.n}'>"
-        f"<div class='src-head'>[{c.n}] {html.escape(c.title)}</div>"
+        f"<div class='src' id='source-{c.n}' data-also='{ids}'>"
+        f"<div class='src-head'>{numbers} {html.escape(c.title)}</div>"
         f"<div class='src-meta'>{html.escape(c.kind)}{section} · {html.escape(c.source)}</div>"
-        f"<div class='src-passage'>{highlight(c.passage, c.quote)}</div></div>"
+        f"<div class='src-passage'>{highlight(c.passage, [x.quote for x in group])}</div></div>"
     )
 
 

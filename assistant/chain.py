@@ -1,54 +1,87 @@
-"""The LCEL chain: triage -> condense -> retrieve -> gate -> compose -> check -> disclaimer."""
+"""The LCEL chain: normalise -> triage -> intent -> retrieve -> score -> gate -> compose -> check.
+
+Every decision on the answer path is made from evidence scores: the triage model, the nearest
+examples of small talk and of requests for an overview, and the calibrated gate. No single
+word of a question decides anything.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
-import sys
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
 
-from assistant.answer import Draft, ExtractiveGenerator, Generator, candidates, judge
-from assistant.lexicon import key_terms, plain_to_document_words
+from assistant.answer import (
+    Candidate,
+    Draft,
+    ExtractiveGenerator,
+    Gate,
+    Generator,
+    Verdict,
+    candidates,
+    heading,
+    judge,
+)
+from assistant.inputs import bounded_history, normalise, problem
+from assistant.models import CrossEncoder, SentenceEncoder
 from assistant.records import Answer
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
-from assistant.safety import DISCLAIMER, is_injection, triage
+from assistant.safety import DISCLAIMER, Triage, is_injection
 from corpus.embeddings import Embedder
 from corpus.records import Chunk
 from corpus.settings import Settings
 from corpus.store import Store, StoreError
 
-MAX_QUESTION_CHARS = 2000
+log = logging.getLogger(__name__)
+
 _MARKER = re.compile(r"\[(\d+)\]")
-_FOLLOW_UP = re.compile(
-    r"^\s*(and|also|what about|how about|what if|but|so|then|same|ok(ay)?|why)\b|"
-    r"\b(it|its|they|them|their|theirs|this|that|these|those|ones|one|he|she|there|such)\b",
-    re.I,
-)
+FOLLOW_UP_MARGIN = 0.15  # the question read with the last one must beat it read alone by this
+SUGGESTIONS = 3
+PASSAGES = 8  # retrieved passages whose sentences are candidates
+
+# Examples of messages that are not questions about the documents: small talk, and requests for
+# an overview. A message is read as one of them when its nearest example is this close in
+# meaning (bge-small cosine) and the gate does not find an answer first.
+INTENT_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "smalltalk": (
+        "hi",
+        "hello there",
+        "hey, how are you?",
+        "good morning",
+        "thanks!",
+        "thank you so much, that helps",
+        "ok cool",
+        "great, got it",
+        "bye",
+        "you're awesome",
+    ),
+    "overview": (
+        "what do these documents cover?",
+        "summarize the documents",
+        "what topics can I ask you about?",
+        "what are your sources?",
+        "give me an overview of what you know",
+        "what is in your articles?",
+    ),
+}
+INTENT_SIMILARITY = 0.8
 
 Turn = Mapping[str, str]
 
 
-def condense(question: str, history: Sequence[Turn]) -> str:
-    """A standalone retrieval query: a short or pronoun-led follow-up borrows the last topic."""
-    users = [str(t.get("content", "")) for t in history if t.get("role") == "user"]
-    topic = ""
-    for previous in users:  # each earlier question, itself condensed against the ones before it
-        topic = _fold(previous, topic)
-    return _fold(question, topic)
+@dataclass(frozen=True)
+class Evidence:
+    """What the documents offer for one reading of a question."""
 
-
-def _fold(question: str, topic: str) -> str:
-    terms = key_terms(question)
-    if not topic or (terms and not _FOLLOW_UP.search(question)) or len(terms) > 4:
-        return question
-    extra = [word for stem, word in key_terms(topic).items() if stem not in terms]
-    return f"{question} {' '.join(extra)}".strip()
+    query: str
+    scored: tuple[Candidate, ...]
+    verdict: Verdict
 
 
 def check_citations(draft: Draft) -> Draft:
@@ -70,6 +103,12 @@ def check_citations(draft: Draft) -> Draft:
     return replace(draft, text="\n".join(lines), citations=kept)
 
 
+def follow_up_query(question: str, history: Sequence[Turn]) -> str | None:
+    """The question read with the user's previous one, or None without a previous one."""
+    previous = [t["content"] for t in history if t.get("role") == "user" and t.get("content")]
+    return f"{previous[-1]} {question}" if previous else None
+
+
 class Assistant:
     """Question (+ history) -> grounded Answer. Call `warm_up()` once, then `ask()` many times."""
 
@@ -80,11 +119,19 @@ class Assistant:
         store: Store | None = None,
         embedder: Embedder | None = None,
         llm: Generator | None = None,
+        reranker: Any = None,
+        encoder: Any = None,
+        gate: Gate | None = None,
+        triage: Triage | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._embedder = embedder or Embedder.from_settings(settings)
-        self.extractive = ExtractiveGenerator()
+        self.reranker = reranker or CrossEncoder()
+        self.encoder = encoder or SentenceEncoder()
+        self.gate = gate
+        self.triage = triage or Triage(self.encoder)
+        self.extractive = ExtractiveGenerator(gate)
         self.llm: Any = llm
         if llm is None and settings.generator != "extractive":
             from assistant.llm import LLMGenerator, make_chat_model
@@ -93,7 +140,8 @@ class Assistant:
             self.llm = LLMGenerator(make_chat_model(settings), self._embedder, label)
         self._retriever: HybridRetriever | None = None
         self._chain: Runnable | None = None
-        self._coverage: tuple[str, str] = ("", "")  # (index generation, sentence)
+        self._intents: dict[str, np.ndarray] = {}
+        self._overview: tuple[str, str] = ("", "")  # (index generation, text)
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -114,7 +162,10 @@ class Assistant:
         self._retriever = None
 
     def warm_up(self) -> None:
-        """Load the model, open the index, build BM25; raises IndexMissingError on an empty index."""
+        """Load the models and the gate, open the index, build BM25; IndexMissingError if empty."""
+        self._calibrated()
+        self.reranker.warm_up()
+        self.triage.warm_up()
         self.retriever.warm_up()
         if not self.retriever.snapshot().chunks:
             raise IndexMissingError(
@@ -126,7 +177,7 @@ class Assistant:
                 "documents (python -m assistant search) but holds no sentences to quote; "
                 "re-ingest without --search-only to ask questions"
             )
-        self.ask("warm up")  # first-call costs (torch, chroma, LCEL) are paid here, not by a user
+        self.ask("warm up")  # first-call costs (onnxruntime, chroma, LCEL) are paid here
 
     @property
     def chain(self) -> Runnable:
@@ -143,27 +194,25 @@ class Assistant:
     def ask(self, question: str, history: Sequence[Turn] = (), *, use_llm: bool = True) -> Answer:
         """Answer one question; never raises for bad input (status 'error' instead).
 
-        With an LLM configured, `use_llm=False` answers extractively for this question.
+        The question and history are normalised and bounded here, once. With an LLM configured,
+        `use_llm=False` answers extractively for this question.
         """
         started = time.perf_counter()
-        turns = [
-            {"role": t["role"], "content": t["content"]}
-            for t in history
-            if isinstance(t, Mapping)
-            and isinstance(t.get("role"), str)
-            and isinstance(t.get("content"), str)
-        ]  # malformed turns are ignored, never fatal
+        state = {
+            "question": normalise(question) if isinstance(question, str) else question,
+            "problem": problem(question),
+            "history": bounded_history(history),
+            "use_llm": use_llm and bool(self.llm),
+        }
         try:
-            answer: Answer = self.chain.invoke(
-                {"question": question, "history": turns, "use_llm": use_llm and bool(self.llm)}
-            )
+            answer: Answer = self.chain.invoke(state)
         except Exception as exc:  # noqa: BLE001 - a user gets a message, never a stack trace
             answer = self._failure(exc)
         return _with_latency(answer, started)
 
     def _failure(self, exc: Exception) -> Answer:
         """An answer saying what broke; an unreadable index is reopened on the next question."""
-        print(f"error answering a question: {type(exc).__name__}: {exc}", file=sys.stderr)
+        log.error("error answering a question: %s: %s", type(exc).__name__, exc)
         if isinstance(exc, IndexMismatchError):
             return error_answer(str(exc))
         if isinstance(exc, IndexMissingError | StoreError) or type(exc).__module__.startswith(
@@ -179,32 +228,83 @@ class Assistant:
 
     # -- steps of the chain ---------------------------------------------------------------
 
-    def grounded(self, state: dict[str, Any]) -> Answer:
-        """The answer to the condensed query; if the LLM's rewrite finds nothing, the rules'."""
-        answer = self._grounded(state, state["query"])
-        if answer.status == "refused" and state.get("use_llm") and state["history"]:
-            rules = self.rules_query(state)  # a small LLM's rewrite can lose the question
-            if rules != state["query"]:
-                return self._grounded(state, rules)
-        return answer
-
-    def _grounded(self, state: dict[str, Any], query: str) -> Answer:
-        """Retrieve, gate, compose and check: the answer path proper."""
+    def evidence(self, query: str, *, k: int | None = None) -> Evidence:
+        """Retrieve passages for a query and score their sentences; the gate's verdict on them."""
+        gate = self._calibrated()
         retriever = self.retriever
         if not retriever.store.readable():
             raise StoreError(f"the index files at {self.settings.index_dir} are gone")
-        passages = retriever.passages(query)
-        snap = retriever.snapshot()
-        terms = key_terms(query)
+        passages = retriever.passages(query, k=k or PASSAGES)
         qvec = np.asarray(self._embedder.embed_query(query), dtype=np.float32)
-        scored = candidates(terms, qvec, passages, self._store, snap.vocabulary, query)
-        verdict = judge(terms, scored, snap.vocabulary)
-        if not verdict.answerable:
-            return refusal(self.coverage(), verdict.reason, verdict.unknown, query)
-        generator = self.llm if state.get("use_llm") else self.extractive
-        draft = check_citations(generator.compose(state["question"], scored))
+        scored = candidates(
+            query,
+            qvec,
+            passages,
+            retriever.store,
+            retriever.snapshot().vocabulary,
+            self.reranker,
+            gate,
+        )
+        return Evidence(query, tuple(scored), judge(scored, gate))
+
+    def _calibrated(self) -> Gate:
+        """The gate, loaded from its calibration file on first use."""
+        if self.gate is None:
+            self.gate = Gate.load()
+            self.extractive = ExtractiveGenerator(self.gate)
+        return self.gate
+
+    def intent(self, question: str) -> str | None:
+        """'smalltalk' or 'overview' when the message is closest in meaning to those examples."""
+        if not self._intents:
+            self._intents = {
+                name: self.encoder.encode(list(examples))
+                for name, examples in INTENT_EXAMPLES.items()
+            }
+        vector = self.encoder.encode([question])[0]
+        best = {name: float(np.max(vectors @ vector)) for name, vectors in self._intents.items()}
+        name = max(best, key=best.__getitem__)
+        return name if best[name] >= INTENT_SIMILARITY else None
+
+    def respond(self, state: dict[str, Any]) -> Answer:
+        """Small talk, an overview, or the grounded answer, whichever the evidence supports."""
+        question, history = state["question"], state["history"]
+        alone = self.evidence(question)
+        chosen = alone
+        if (
+            not alone.verdict.answerable or alone.verdict.probability < 1.0 - FOLLOW_UP_MARGIN
+        ) and (joined := follow_up_query(question, history)):
+            together = self.evidence(joined)
+            if together.verdict.answerable and (
+                together.verdict.probability >= alone.verdict.probability + FOLLOW_UP_MARGIN
+            ):
+                chosen = together
+        if not chosen.verdict.answerable:
+            intent = self.intent(question)
+            if intent == "smalltalk":
+                return self.small_talk()
+            if intent == "overview":
+                return self.overview()
+            return self.refusal(alone)
+        return self.grounded(state, chosen)
+
+    def grounded(self, state: dict[str, Any], evidence: Evidence) -> Answer:
+        """Compose and check the answer from evidence the gate accepted."""
+        generator: Any = self.extractive
+        if state.get("use_llm"):
+            generator = self.llm
+            if is_injection(state["question"]):  # only an LLM can be instructed
+                draft = self.extractive.compose(state["question"], evidence.scored)
+                draft = replace(
+                    draft, made_by="extractive (fallback: the question reads as instructions)"
+                )
+                return self._answered(check_citations(draft), evidence.query)
+        draft = check_citations(generator.compose(state["question"], evidence.scored))
         if not draft.citations:
-            return refusal(self.coverage(), "weak-evidence", (), query)
+            return self.refusal(evidence)
+        return self._answered(draft, evidence.query)
+
+    def _answered(self, draft: Draft, query: str) -> Answer:
         return Answer(
             "answered",
             draft.text,
@@ -212,73 +312,122 @@ class Assistant:
             DISCLAIMER,
             query=query,
             generator=draft.made_by,
+            suggestions=self.suggestions([c.chunk_id for c in draft.citations]),
         )
 
-    def condensed(self, state: dict[str, Any]) -> str:
-        """The retrieval query: the LLM rewrites a follow-up when it can, else the word rules."""
-        question, history = state["question"], state["history"]
-        if state.get("use_llm") and history and hasattr(self.llm, "rewrite"):
-            try:
-                return plain_to_document_words(self.llm.rewrite(question, history))
-            except Exception as exc:  # noqa: BLE001 - a failed rewrite is not a failed answer
-                print(f"LLM query rewrite failed, using the rules: {exc}", file=sys.stderr)
-        return self.rules_query(state)
+    def refusal(self, evidence: Evidence) -> Answer:
+        """Say the documents don't answer, what they say closest to it, and what they do answer."""
+        near = _nearest(evidence)
+        if near is not None:
+            where = f"the {near.kind} “{near.title}”"
+            if near.section and near.section != near.title:
+                where = f"the section “{near.section}” of {where}"
+            head = f"My documents don't answer that. The closest they come is {where}."
+        else:
+            head = "My documents don't answer that."
+        suggestions = self.suggestions([near.id] if near is not None else [])
+        text = head + (" You could ask: " + " · ".join(suggestions) if suggestions else "")
+        return Answer(
+            "refused",
+            text,
+            (),
+            DISCLAIMER,
+            query=evidence.query,
+            reason="not-covered",
+            suggestions=suggestions,
+        )
 
-    def rules_query(self, state: dict[str, Any]) -> str:
-        """The retrieval query the word rules make of a question and its history."""
-        return plain_to_document_words(condense(state["question"], state["history"]))
+    def suggestions(self, chunk_ids: Sequence[str]) -> tuple[str, ...]:
+        """Questions the documents answer, from the sections around these passages."""
+        chunks = self.retriever.snapshot().chunks
+        position = {c.id: i for i, c in enumerate(chunks)}
+        around = [position[i] for i in chunk_ids if i in position] or [0]
+        asked = {heading(chunks[i]) for i in around}
+        found: list[str] = []
+        for distance in range(1, len(chunks)):
+            for i in around:
+                for j in (i + distance, i - distance):
+                    if 0 <= j < len(chunks) and len(found) < SUGGESTIONS:
+                        section = chunks[j].section
+                        if section and section != chunks[j].title and section not in asked:
+                            asked.add(section)
+                            found.append(f"What does the {chunks[j].kind} say about “{section}”?")
+            if len(found) >= SUGGESTIONS:
+                break
+        return tuple(found)
 
-    def coverage(self) -> str:
-        """One sentence naming what the documents cover, read from the live index once per version."""
+    def small_talk(self) -> Answer:
+        """A short friendly reply that says what can be asked."""
+        text = "Happy to help! " + self.overview_sentence()
+        return Answer(
+            "answered", text, (), DISCLAIMER, reason="smalltalk", suggestions=self.suggestions([])
+        )
+
+    def overview(self) -> Answer:
+        """Each document's title, kind and sections, read from the live index."""
         snap = self.retriever.snapshot()
-        if self._coverage[0] != snap.generation:
-            self._coverage = (snap.generation, describe(snap.chunks))
-        return self._coverage[1]
+        if self._overview[0] != snap.generation:
+            self._overview = (snap.generation, describe(snap.chunks))
+        return Answer(
+            "answered",
+            self._overview[1],
+            (),
+            DISCLAIMER,
+            reason="overview",
+            suggestions=self.suggestions([]),
+        )
+
+    def overview_sentence(self) -> str:
+        """One sentence naming the documents by title and kind."""
+        entries = {c.doc_id: c for c in self.retriever.snapshot().chunks}
+        named = [
+            f"“{c.title}” (a {c.kind})" for c in sorted(entries.values(), key=lambda c: c.title)
+        ]
+        if not named:
+            return "No documents are indexed yet."
+        return f"I answer questions from my documents: {_join(named, 'and')}."
+
+
+def _nearest(evidence: Evidence) -> Chunk | None:
+    """The passage whose sentence came closest to answering, if any did at all."""
+    if not evidence.scored:
+        return None
+    best = max(evidence.scored, key=lambda c: c.relevance)
+    return best.passage.chunk if best.passage.dense >= 0.25 else None
 
 
 def describe(chunks: Sequence[Chunk]) -> str:
-    """The documents by title and kind, and the topics their section headings name most."""
-    entries = {c.doc_id: c for c in chunks}
-    if not entries:
+    """An overview: each document's title and kind, and the sections it has."""
+    documents: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        documents.setdefault(c.doc_id, []).append(c)
+    if not documents:
         return "No documents are indexed yet."
-    named = [f"*{c.title}* (a {c.kind})" for c in sorted(entries.values(), key=lambda c: c.title)]
-    topics = Counter(word for c in chunks for word in key_terms(c.section or "").values())
-    common = [w for w, _ in topics.most_common(5)]
-    about = f" Ask me about what they cover, such as {_join(common, 'or')}." if common else ""
-    return f"My documents are {_join(named, 'and')}.{about}"
+    lines = [f"I answer from {len(documents)} document{'s' if len(documents) > 1 else ''}:"]
+    for parts in sorted(documents.values(), key=lambda p: p[0].title):
+        sections = list(
+            dict.fromkeys(c.section for c in parts if c.section and c.section != c.title)
+        )
+        about = f"; its sections: {'; '.join(sections)}" if sections else ""
+        lines.append(f"- “{parts[0].title}” (a {parts[0].kind}){about}.")
+    return "\n".join(lines)
 
 
 def build_chain(assistant: Assistant) -> Runnable:
     """Wire the steps as LCEL runnables; the branch order is the safety order."""
     screen = RunnablePassthrough.assign(
-        problem=RunnableLambda(lambda s: _problem(s["question"])),
         urgency=RunnableLambda(
-            lambda s: triage(s["question"]) if isinstance(s["question"], str) else None
+            lambda s: assistant.triage(s["question"]) if s["problem"] is None else None
         ),
     )
-    answer_path = RunnablePassthrough.assign(
-        query=RunnableLambda(assistant.condensed)
-    ) | RunnableLambda(assistant.grounded)
     return screen | RunnableBranch(
         (lambda s: s["problem"] is not None, RunnableLambda(lambda s: error_answer(s["problem"]))),
         (
             lambda s: s["urgency"] is not None,
-            RunnableLambda(lambda s: urgent_answer(s["urgency"].message)),
+            RunnableLambda(lambda s: urgent_answer(s["urgency"].message, s["urgency"].kind)),
         ),
-        (
-            lambda s: is_injection(s["question"]),
-            RunnableLambda(lambda s: refusal(assistant.coverage(), "injection", (), s["question"])),
-        ),
-        answer_path,
+        RunnableLambda(assistant.respond),
     )
-
-
-def _problem(question: object) -> str | None:
-    if not isinstance(question, str) or not question.strip():
-        return "Please type a question."
-    if len(question) > MAX_QUESTION_CHARS:
-        return f"That message is {len(question):,} characters long; please keep questions under {MAX_QUESTION_CHARS:,}."
-    return None
 
 
 def _short(exc: Exception) -> str:
@@ -291,27 +440,9 @@ def error_answer(message: str) -> Answer:
     return Answer("error", message, (), DISCLAIMER, error=message)
 
 
-def urgent_answer(message: str) -> Answer:
+def urgent_answer(message: str, kind: str = "emergency") -> Answer:
     """Emergency guidance only: no retrieval, no dosing."""
-    return Answer(
-        "urgent", f"**This may be an emergency.** {message}", (), DISCLAIMER, reason="urgent"
-    )
-
-
-_REFUSALS = {
-    "no-topic": "I can only answer questions about what my documents say, and I couldn't find a question about them there.",
-    "unknown-terms": "My documents don't mention {unknown}, so I can't answer that.",
-    "not-together": "My documents don't answer that question: they touch on some of its words, but never say this.",
-    "weak-evidence": "My documents don't answer that question.",
-    "injection": "I can't change my instructions or reveal them; I only answer questions from my documents.",
-}
-
-
-def refusal(coverage: str, reason: str, unknown: Sequence[str], query: str) -> Answer:
-    """A refusal that says why and what the documents do cover."""
-    head = _REFUSALS[reason].format(unknown=_join([f"“{w}”" for w in unknown], "or"))
-    text = f"{head} {coverage}"
-    return Answer("refused", text, (), DISCLAIMER, query=query, reason=reason)
+    return Answer("urgent", f"**This may be an emergency.** {message}", (), DISCLAIMER, reason=kind)
 
 
 def _join(items: Sequence[str], conjunction: str) -> str:

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import Stemmer
 
-_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+_WORD = re.compile(r"[a-z]+(?:['’][a-z]+)?|\d+(?:[.,]\d+)*")
 _STEMMER = Stemmer.Stemmer("english")
 
 STOPWORDS = frozenset(
@@ -33,61 +33,7 @@ STOPWORDS = frozenset(
     youre theyre thats theres u ur r wat pls plz two three four both less fewer""".split()
 )
 
-# Words a question uses to ask, not to say what it is about: never required of the evidence.
-SOFT = frozenset(
-    """tell explain describe say says said mean means meaning know knows want wants need needs
-    help helps helped helping helpful work works worked working good better best bad worse
-    worst use uses used using take takes taking took taken make makes made give gives giving
-    recommend recommended recommends recommendation suggest suggests suggested advice advise
-    way ways kind kinds type types sort role roles effect effects affect affects impact
-    impacts benefit benefits important importance people person someone anyone
-    everyone body common commonly main mainly key list example examples difference different
-    differ document documents article articles text source sources author writer according
-    related relate relationship connection connected link linked linking between happen
-    happens happened happening cause causes caused causing reason reasons ok fine safe okay
-    true false think believe feel feeling right wrong normal usually typically often
-    generally actually exactly specific specifically possible possibly amount amounts level
-    levels day days time times long short new old blog blogger bloggers post account accounts
-    commercial personal call calls called agree agrees disagree disagrees talk talking mess
-    messes problem problems issue issues stuff matter bother bothers real range live lives
-    living contain contains consist consists include includes involve involves change changes
-    changed become becomes keep keeps stay show shows find finds found look looks seem seems
-    try manage play plays lead leads provide provides allow allows""".split()
-)
-
-
-_SOFT_STEMS = frozenset(_STEMMER.stemWords(sorted(SOFT)))
-
-# Everyday phrasing -> the words health documents use (applied before retrieval and the gate).
-_PLAIN_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.I), replacement)
-    for pattern, replacement in (
-        (r"\bhow (much|many mg|many milligrams)\b", "what dose"),
-        (r"\b(dosage|dosing)\b", "dose"),
-        (r"\b(tummy|belly)\b", "stomach"),
-        (r"\b(sleepy|drowsy)\b", "drowsiness"),
-        (r"\b(gut bugs|gut germs)\b", "gut bacteria"),
-        (r"\b(can'?t sleep|trouble sleeping|sleeplessness)\b", "insomnia"),
-        (r"\bjetlag\b", "jet lag"),
-        (r"\b(pregnancy)\b", "pregnant"),
-        (r"\b(breast-?feeding|nursing)\b", "breastfeeding"),
-        (r"\b(good bacteria|friendly bacteria)\b", "beneficial bacteria"),
-        (r"\b(doctors?|gps?|physicians?)\b", "physician"),
-        (r"\bIBD\b", "inflammatory bowel disease"),
-        (r"\bintestines?\b", "gut"),
-        (r"\b(releases?|released|releasing)\b", "secretion"),
-        (r"\b(older|elderly|ageing|aging)\b", "age"),
-        (r"\b(bacteria|microbes|strains|bugs) (are|is) good\b", r"\1 are beneficial"),
-        (r"\b(phones?|laptops?|tablets? screens?|tvs?|televisions?)\b", "screens"),
-    )
-)
-
-
-def plain_to_document_words(question: str) -> str:
-    """Rewrite everyday phrasings into the vocabulary health documents use."""
-    for pattern, replacement in _PLAIN_WORDS:
-        question = pattern.sub(replacement, question)
-    return question
+RARE_ZIPF = 4.0  # below this Zipf frequency a word is rare in general English (wordfreq)
 
 
 def tokens(text: str) -> list[str]:
@@ -108,20 +54,26 @@ def index_terms(text: str) -> list[str]:
 
 
 def key_terms(question: str) -> dict[str, str]:
-    """What a question is about: stem -> the word as asked; no stopwords, no asking-words."""
+    """What a question is about: stem -> the word as asked, stopwords left out."""
     seen: dict[str, str] = {}
     for word in tokens(question):
         if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
             continue
-        stemmed = stem(word)
-        if stemmed not in _SOFT_STEMS:
-            seen.setdefault(stemmed, word)
+        seen.setdefault(stem(word), word)
     return seen
 
 
-def soft_terms(question: str) -> dict[str, str]:
-    """The asking-words of a question ('used', 'cause'): a weak signal, never required."""
-    return {stem(w): w for w in tokens(question) if w not in STOPWORDS and stem(w) in _SOFT_STEMS}
+@lru_cache(maxsize=65536)
+def is_rare(word: str) -> bool:
+    """Is this word rare in general English (wordfreq Zipf below RARE_ZIPF)? Numbers are not."""
+    from wordfreq import zipf_frequency
+
+    return not word[:1].isdigit() and zipf_frequency(word, "en") < RARE_ZIPF
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers written in a text ('1', '0.5', '2008')."""
+    return {w for w in tokens(text) if w[:1].isdigit()}
 
 
 def _edits1(a: str, b: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.answer import Candidate, Draft, ExtractiveGenerator, claim_text
+from assistant.answer import Candidate, Draft, ExtractiveGenerator, citation, claim_text
 from assistant.lexicon import index_terms
 from assistant.records import Citation
 from corpus.settings import Settings
@@ -214,24 +214,6 @@ class LLMGenerator:
         draft = self.fallback.compose(question, candidates)
         return replace(draft, made_by=f"extractive (fallback: {problem})")
 
-    def rewrite(self, question: str, history: Sequence[dict[str, str]]) -> str:
-        """A standalone search query for a follow-up (the caller falls back on failure)."""
-        turns = "\n".join(f"{t['role']}: {t['content'][:500]}" for t in history[-6:])
-        reply = self.chat_model.invoke(
-            [
-                (
-                    "system",
-                    "Rewrite the user's last question as one standalone search query, using the "
-                    "conversation only to resolve what it refers to. Reply with the query only.",
-                ),
-                ("human", f"Conversation:\n{turns}\n\nLast question: {question}"),
-            ]
-        )
-        query = str(reply.content).strip().strip('"').splitlines()[0] if reply.content else ""
-        if not query or len(query) > 300:
-            raise LLMUnavailableError("the rewrite was empty or too long")
-        return query
-
 
 def messages(question: str, passages: Sequence[tuple[Any, list[Candidate]]]) -> list[Any]:
     """System rules, then the numbered passages as data, then the question."""
@@ -315,24 +297,9 @@ def _draft(kept: Sequence[Checked]) -> Draft:
     for item in kept:
         c = item.support
         assert c is not None
-        chunk = c.passage.chunk
         if c.sentence.id not in numbers:
             numbers[c.sentence.id] = len(numbers) + 1
-            citations.append(
-                Citation(
-                    n=numbers[c.sentence.id],
-                    doc_id=chunk.doc_id,
-                    source=chunk.source,
-                    title=chunk.title,
-                    kind=chunk.kind,
-                    section=chunk.section,
-                    quote=c.sentence.text,
-                    start=c.sentence.start,
-                    end=c.sentence.end,
-                    chunk_id=chunk.id,
-                    passage=chunk.text,
-                )
-            )
+            citations.append(citation(numbers[c.sentence.id], c))
         claim = _MARKERS.sub("", item.claim).strip()
         lines.append(f"- {claim_text(claim)} [{numbers[c.sentence.id]}]")
     return Draft("\n".join(lines), tuple(citations), made_by="llm")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STATUSES = ("answered", "refused", "urgent", "error")
-
 
 @dataclass(frozen=True)
 class Citation:
@@ -53,6 +51,7 @@ class Answer:
     latency_ms: float = 0.0
     reason: str = ""
     generator: str = ""
+    suggestions: tuple[str, ...] = ()  # questions the documents answer, near this one
 
     def to_json(self, id: str | None = None) -> dict[str, object]:
         """The `python -m assistant ask --json` contract (plus the retrieval query used)."""
@@ -67,6 +66,8 @@ class Answer:
         )
         if self.generator:
             data["generator"] = self.generator
+        if self.suggestions:
+            data["suggestions"] = list(self.suggestions)
         if self.error is not None:
             data["error"] = self.error
         return data

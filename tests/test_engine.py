@@ -1,0 +1,88 @@
+"""The answer engine's gates on data it was not tuned on: the triage test split and the external sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from assistant.answer import Gate
+from assistant.inputs import normalise
+from assistant.models import ModelFileError, SentenceEncoder
+from assistant.safety import Triage, TriageModel
+from evals.datasets import DEFAULT_DATA, DatasetMissingError, covidqa, squad
+
+TRIAGE = ROOT / "evals" / "triage.jsonl"
+# The levels reached on 2026-11-23 (the closing note has the numbers); a change that falls
+# below them fails here.
+TRIAGE_MIN_RECALL = 1.0
+TRIAGE_MAX_FALSE_ALARMS = 0.09  # 8 of 94 hard near-misses when set
+# Balanced accuracy over the one-cosine-threshold baseline, on two SQuAD articles and ten
+# COVID-QA articles: 0.625 vs 0.575 and 0.824 vs 0.693 when set (deterministic, so little slack).
+EXTERNAL_MIN_MARGIN = {"squad2-0": 0.03, "covidqa-10": 0.10}
+
+
+def test_the_triage_set_is_blind_labelled_and_split() -> None:
+    rows = [json.loads(line) for line in TRIAGE.read_text(encoding="utf-8").splitlines()]
+    test = [r for r in rows if r["split"] == "test"]
+    urgent = [r for r in rows if r["label"] == "urgent"]
+    assert len(rows) >= 300 and len(urgent) >= 120 and len(rows) - len(urgent) >= 180
+    assert len({r["kind"] for r in urgent}) >= 10
+    assert len(test) >= 150 and {r["split"] for r in rows} == {"train", "test"}
+    assert len({" ".join(r["text"].lower().split()) for r in rows}) == len(rows)
+
+
+def test_triage_on_the_held_out_split() -> None:
+    """Every urgent test message is caught; few near-misses are flagged."""
+    triage = Triage(SentenceEncoder())
+    rows = [json.loads(line) for line in TRIAGE.read_text(encoding="utf-8").splitlines()]
+    test = [r for r in rows if r["split"] == "test"]
+    flagged = np.asarray([triage(normalise(r["text"])) is not None for r in test])
+    urgent = np.asarray([r["label"] == "urgent" for r in test])
+    missed = [
+        r["text"] for r, f in zip(test, flagged, strict=True) if r["label"] == "urgent" and not f
+    ]
+    assert flagged[urgent].mean() >= TRIAGE_MIN_RECALL, missed
+    assert flagged[~urgent].mean() <= TRIAGE_MAX_FALSE_ALARMS
+
+
+def test_the_bundled_models_are_checked_before_loading(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"not the model")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(ModelFileError, match="sha256"):
+        SentenceEncoder(tmp_path).warm_up()
+
+
+def test_the_calibrated_files_load() -> None:
+    gate = Gate.load()
+    assert "squad2" in gate.trained_on and "covidqa" in gate.trained_on
+    assert gate.sentence.features == ("relevance",) and "best_relevance" in gate.question.features
+    assert 0 < gate.question.threshold < 1 and gate.question.weights[0] > 0
+    model = TriageModel.load()
+    assert set(model.centroids) == {"emergency", "poison", "crisis"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXTERNAL_MIN_MARGIN))
+def test_the_gate_beats_one_cosine_threshold_on_documents_nobody_here_wrote(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from evals.external import evaluate
+
+    try:
+        dataset = (
+            squad(DEFAULT_DATA, distractors=0)
+            if name.startswith("squad")
+            else covidqa(DEFAULT_DATA, articles=10)
+        )
+    except DatasetMissingError as exc:
+        pytest.skip(f"external data absent, so this gate is not checked: {exc}")
+    rows = evaluate(dataset, limit=120, cache=ROOT / "evals" / ".cache" / "external-test")
+    project, _, cosine = rows
+    assert project.balanced_accuracy >= cosine.balanced_accuracy + EXTERNAL_MIN_MARGIN[name], rows
+    assert project.hasans_hit >= 0.3 * project.answered, (
+        rows
+    )  # what it answers, it mostly gets right
