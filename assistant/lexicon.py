@@ -1,4 +1,7 @@
-"""Words: tokenising, stemming, stopwords, a question's key terms, and fuzzy vocabulary matching."""
+"""Words: tokenising, stemming, stopwords, rare words, and typo-tolerant vocabulary matching.
+
+Nothing here decides anything on its own: these are the features the evidence is measured with.
+"""
 
 from __future__ import annotations
 
@@ -146,10 +149,6 @@ class Vocabulary:
         """How telling a term is: rare words weigh more than ones every passage uses."""
         known = [self.idf[v] for v in self.variants(term)]
         return max(known) if known else math.log(1 + 2 * max(len(self.idf), 1))
-
-    def knows(self, term: str) -> bool:
-        """Does the corpus use this word (or an obvious variant of it)?"""
-        return bool(self.variants(term)) or term.isdigit()
 
 
 def _same_family(a: str, b: str) -> bool:

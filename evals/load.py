@@ -84,8 +84,8 @@ def session(url: str, number: int, questions: int, tally: Tally) -> None:
             tally.latencies.append(elapsed)
             tally.with_disclaimer += result.get("disclaimer") == DISCLAIMER
             query = result.get("query", "").lower()
-            if question in FOLLOW_UPS and (
-                marker not in query or any(m in query for m in others)
+            if question in FOLLOW_UPS and any(
+                m in query for m in others
             ):  # the follow-up was read with some other session's history
                 tally.cross_talk.append(f"session {number} ({opening}) searched {query!r}")
             if result["status"] == "answered":
