@@ -177,7 +177,7 @@ def test_chat_in_a_real_browser(app_url: str, tmp_path: Path) -> None:
         expect(page.locator("#ingest-report")).to_contain_text("Re-ingest done", timeout=60_000)
         expect(page.locator("#ingest-report")).to_contain_text("3 unchanged")
         page.locator("#run-evals").click()
-        expect(page.locator("#eval-summary")).to_contain_text("answer accuracy", timeout=120_000)
+        expect(page.locator("#eval-summary")).to_contain_text("answer accuracy", timeout=240_000)
         page.screenshot(path=str(tmp_path / "evals.png"), full_page=True)
         page.screenshot(path=str(tmp_path / "reingest.png"), full_page=True)
         browser.close()
