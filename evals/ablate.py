@@ -20,13 +20,13 @@ from assistant.answer import QUESTION_FEATURES, SENTENCE_FEATURES
 from evals.calibrate import (
     CALIB_LIMIT,
     QUESTION_MODEL,
-    REPORTS,
     Rows,
     answered,
     balanced_accuracy,
     cached_rows,
     fit_gate,
     probabilities,
+    publish,
     triage_rows,
 )
 from evals.datasets import DEFAULT_DATA, DatasetMissingError, covidqa, lay_wiki, squad
@@ -136,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetMissingError as exc:
         lines += [f"External data absent, gate ablation skipped: {exc}", ""]
     lines += triage_table()
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    publish("ablation.md", lines)
     return 0
 
 

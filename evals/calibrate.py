@@ -317,10 +317,15 @@ def main(argv: list[str] | None = None) -> int:
         f"Triage: {triage['trained_on']}; threshold {triage['threshold']} "
         f"(out-of-fold false alarms {triage['false_alarms_out_of_fold']:.1%}).",
     ]
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "calibration.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    publish("calibration.md", lines)
     return 0
+
+
+def publish(name: str, lines: Sequence[str]) -> None:
+    """Print a markdown report and write it to evals/reports/NAME."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
