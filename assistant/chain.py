@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _MARKER = re.compile(r"\[(\d+)\]")
 FOLLOW_UP_MARGIN = 0.15  # the question read with the last one must beat it read alone by this
 SUGGESTIONS = 3
+SUGGESTION_REACH = 40  # chunks either side searched for other sections (not the whole index)
 PASSAGES = 8  # retrieved passages whose sentences are candidates
 
 # Examples of messages that are not questions about the documents: small talk, and requests for
@@ -338,22 +339,20 @@ class Assistant:
         )
 
     def suggestions(self, chunk_ids: Sequence[str]) -> tuple[str, ...]:
-        """Questions the documents answer, from the sections around these passages."""
-        chunks = self.retriever.snapshot().chunks
-        position = {c.id: i for i, c in enumerate(chunks)}
-        around = [position[i] for i in chunk_ids if i in position] or [0]
+        """Questions the documents answer, from the sections nearest these passages."""
+        snap = self.retriever.snapshot()
+        chunks = snap.chunks
+        around = [snap.position[i] for i in chunk_ids if i in snap.position] or [0]
         asked = {heading(chunks[i]) for i in around}
         found: list[str] = []
-        for distance in range(1, len(chunks)):
-            for i in around:
-                for j in (i + distance, i - distance):
-                    if 0 <= j < len(chunks) and len(found) < SUGGESTIONS:
-                        section = chunks[j].section
-                        if section and section != chunks[j].title and section not in asked:
-                            asked.add(section)
-                            found.append(f"What does the {chunks[j].kind} say about “{section}”?")
-            if len(found) >= SUGGESTIONS:
-                break
+        for distance in range(1, SUGGESTION_REACH):
+            for j in (i + sign * distance for i in around for sign in (1, -1)):
+                section = chunks[j].section if 0 <= j < len(chunks) else None
+                if section and section != chunks[j].title and section not in asked:
+                    asked.add(section)
+                    found.append(f"What does the {chunks[j].kind} say about “{section}”?")
+                if len(found) == SUGGESTIONS:
+                    return tuple(found)
         return tuple(found)
 
     def small_talk(self) -> Answer:

@@ -51,7 +51,7 @@ FLOOR: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     for group, pattern in (
         (
             "crisis",
-            r"\b(kill(ing)? my ?self|end(ing)? my (own )?life|suicid\w*|"
+            r"\b(kill(ing)? my ?self|end(ing)? my (own )?life|"
             r"(want|wanted|going) to die|better off (dead|without me)|"
             r"(don'?t|do not) want to (live|be alive))\b",
         ),
