@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _MARKER = re.compile(r"\[(\d+)\]")
 FOLLOW_UP_MARGIN = 0.15  # the question read with the last one must beat it read alone by this
 SUGGESTIONS = 3
+OVERVIEW_SECTIONS = 6  # sections named per document in an overview; the rest are counted
 SUGGESTION_REACH = 40  # chunks either side searched for other sections (not the whole index)
 PASSAGES = 8  # retrieved passages whose sentences are candidates
 
@@ -407,7 +408,9 @@ def describe(chunks: Sequence[Chunk]) -> str:
         sections = list(
             dict.fromkeys(c.section for c in parts if c.section and c.section != c.title)
         )
-        about = f"; its sections: {'; '.join(sections)}" if sections else ""
+        shown = "; ".join(sections[:OVERVIEW_SECTIONS])
+        more = len(sections) - OVERVIEW_SECTIONS
+        about = f": {shown}" + (f"; and {more} more sections" if more > 0 else "") if shown else ""
         lines.append(f"- “{parts[0].title}” (a {parts[0].kind}){about}.")
     return "\n".join(lines)
 

@@ -160,9 +160,11 @@ def test_small_talk_gets_a_short_friendly_reply(assistant, message) -> None:
 def test_an_overview_names_each_document_its_kind_and_sections(assistant, message) -> None:
     answer = assistant.ask(message)
     assert answer.reason == "overview", answer.answer
-    for title, kind in {(c.title, c.kind) for c in assistant.retriever.snapshot().chunks}:
+    chunks = assistant.retriever.snapshot().chunks
+    for title, kind in {(c.title, c.kind) for c in chunks}:
         assert title in answer.answer and kind in answer.answer
-    assert "Melatonin Side Effects" in answer.answer
+    assert "The Gut Produces Its Own Melatonin" in answer.answer  # a document's first section
+    assert "more sections" in answer.answer and len(answer.answer) < 1500  # readable, not a wall
 
 
 URGENT = [
