@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test test-llm ingest eval calibrate external ablate lint format bench load browser clean
+.PHONY: setup run test test-llm ingest eval calibrate external ablate screening lint format bench load browser clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,10 @@ external: setup
 
 ablate: setup
 	$(PY) -m evals.ablate
+
+# The ingest screen for sentences written to an assistant (fitted on text nobody here wrote).
+screening: setup
+	$(PY) -m evals.screening
 
 bench: setup
 	$(PY) -m evals.bench

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.lexicon import Vocabulary, index_terms, is_rare, key_terms, numbers, tokens
-from assistant.records import Citation
+from assistant.records import Citation, Claim, claims_markdown
 from assistant.retrieval import Passage
 from corpus.records import Sentence
 
@@ -178,9 +178,14 @@ class Verdict:
 class Draft:
     """A composed answer before the disclaimer and status are attached."""
 
-    text: str
+    claims: tuple[Claim, ...]
     citations: tuple[Citation, ...]
     made_by: str = "extractive"
+
+    @property
+    def text(self) -> str:
+        """The claims as the contract's markdown bullets."""
+        return claims_markdown(self.claims)
 
 
 class Generator(Protocol):
@@ -241,8 +246,8 @@ def candidates(
     passage_terms: dict[str, set[str]] = {}
     found = []
     for sentence, vector in store.sentences_with_vectors(list(owner)):
-        if not quotable(sentence.text):
-            continue
+        if sentence.flagged or not quotable(sentence.text):
+            continue  # flagged at ingest: an instruction to an assistant is never quoted
         passage = owner[sentence.id]
         chunk = passage.chunk
         if chunk.id not in passage_terms:
@@ -322,6 +327,7 @@ def citation(n: int, candidate: Candidate) -> Citation:
         end=candidate.sentence.end,
         chunk_id=chunk.id,
         passage=chunk.text,
+        withheld=chunk.withheld,
     )
 
 
@@ -336,12 +342,12 @@ class ExtractiveGenerator:
         if self.gate is None:
             self.gate = Gate.load()
         chosen = select(candidates, self.gate)
-        citations, lines = [], []
-        for n, c in enumerate(chosen, 1):
-            citations.append(citation(n, c))
-            kind = c.passage.chunk.kind.capitalize()
-            lines.append(f"- *{kind}:* {claim_text(c.sentence.text)} [{n}]")
-        return Draft("\n".join(lines), tuple(citations))
+        citations = tuple(citation(n, c) for n, c in enumerate(chosen, 1))
+        claims = tuple(
+            Claim(claim_text(c.sentence.text), (n,), c.passage.chunk.kind.capitalize())
+            for n, c in enumerate(chosen, 1)
+        )
+        return Draft(claims, citations)
 
 
 def select(scored: Sequence[Candidate], gate: Gate) -> list[Candidate]:

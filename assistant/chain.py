@@ -8,7 +8,6 @@ word of a question decides anything.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,24 +27,24 @@ from assistant.answer import (
     heading,
     judge,
 )
-from assistant.inputs import bounded_history, normalise, problem
-from assistant.models import CrossEncoder, SentenceEncoder
+from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
 from assistant.records import Answer
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
 from assistant.safety import DISCLAIMER, Triage, is_injection
 from corpus.embeddings import Embedder
+from corpus.models import CrossEncoder, SentenceEncoder
 from corpus.records import Chunk
 from corpus.settings import Settings
 from corpus.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-_MARKER = re.compile(r"\[(\d+)\]")
 FOLLOW_UP_MARGIN = 0.15  # the question read with the last one must beat it read alone by this
 SUGGESTIONS = 3
 OVERVIEW_SECTIONS = 6  # sections named per document in an overview; the rest are counted
 SUGGESTION_REACH = 40  # chunks either side searched for other sections (not the whole index)
 PASSAGES = 8  # retrieved passages whose sentences are candidates
+READ_CHARS = 2 * MAX_QUESTION_CHARS  # read of an over-long message (triage still sees it)
 
 # Examples of messages that are not questions about the documents: small talk, and requests for
 # an overview. A message is read as one of them when its nearest example is this close in
@@ -87,22 +86,14 @@ class Evidence:
 
 
 def check_citations(draft: Draft) -> Draft:
-    """Keep only lines whose markers all resolve, and only citations a kept line uses."""
+    """Keep only claims whose sources all resolve to verbatim quotes, and only the sources used."""
     by_n = {c.n: c for c in draft.citations}
-    lines = [
-        line
-        for line in draft.text.splitlines()
-        if (markers := [int(m) for m in _MARKER.findall(line)]) and all(m in by_n for m in markers)
-    ]
-    used = {int(m) for line in lines for m in _MARKER.findall(line)}
     verified = {
-        n for n in used if " ".join(by_n[n].quote.split()) in " ".join(by_n[n].passage.split())
+        n for n, c in by_n.items() if " ".join(c.quote.split()) in " ".join(c.passage.split())
     }
-    lines = [line for line in lines if {int(m) for m in _MARKER.findall(line)} <= verified]
-    kept = tuple(
-        c for c in draft.citations if c.n in verified and any(f"[{c.n}]" in line for line in lines)
-    )
-    return replace(draft, text="\n".join(lines), citations=kept)
+    claims = tuple(c for c in draft.claims if c.cites and set(c.cites) <= verified)
+    used = {n for c in claims for n in c.cites}
+    return replace(draft, claims=claims, citations=tuple(c for c in draft.citations if c.n in used))
 
 
 def follow_up_query(question: str, history: Sequence[Turn]) -> str | None:
@@ -201,8 +192,8 @@ class Assistant:
         """
         started = time.perf_counter()
         state = {
-            "question": normalise(question) if isinstance(question, str) else question,
-            "problem": problem(question),
+            "question": normalise(question[:READ_CHARS]) if isinstance(question, str) else question,
+            "problem": problem(question, history),
             "history": bounded_history(history),
             "use_llm": use_llm and bool(self.llm),
         }
@@ -315,6 +306,7 @@ class Assistant:
             query=query,
             generator=draft.made_by,
             suggestions=self.suggestions([c.chunk_id for c in draft.citations]),
+            claims=draft.claims,
         )
 
     def refusal(self, evidence: Evidence) -> Answer:
@@ -416,18 +408,26 @@ def describe(chunks: Sequence[Chunk]) -> str:
 
 
 def build_chain(assistant: Assistant) -> Runnable:
-    """Wire the steps as LCEL runnables; the branch order is the safety order."""
+    """Wire the steps as LCEL runnables; the branch order is the safety order.
+
+    Any readable text is triaged first, even a message too long or malformed to answer: an
+    emergency gets its guidance before any complaint about the form of the message.
+    """
     screen = RunnablePassthrough.assign(
         urgency=RunnableLambda(
-            lambda s: assistant.triage(s["question"]) if s["problem"] is None else None
+            lambda s: (
+                assistant.triage(s["question"])
+                if isinstance(s["question"], str) and s["question"].strip()
+                else None
+            )
         ),
     )
     return screen | RunnableBranch(
-        (lambda s: s["problem"] is not None, RunnableLambda(lambda s: error_answer(s["problem"]))),
         (
             lambda s: s["urgency"] is not None,
             RunnableLambda(lambda s: urgent_answer(s["urgency"].message, s["urgency"].kind)),
         ),
+        (lambda s: s["problem"] is not None, RunnableLambda(lambda s: error_answer(s["problem"]))),
         RunnableLambda(assistant.respond),
     )
 

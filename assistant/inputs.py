@@ -30,14 +30,22 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def problem(question: object) -> str | None:
-    """Why a message is not a question we can read, or None when it is."""
+def problem(question: object, history: object = None) -> str | None:
+    """Why a message (or its history) is not something we can read, or None when it is."""
     if not isinstance(question, str) or not question.strip():
         return "Please type a question."
     if len(question) > MAX_QUESTION_CHARS:
         return (
             f"That message is {len(question):,} characters long; "
             f"please keep questions under {MAX_QUESTION_CHARS:,}."
+        )
+    if any("\ud800" <= ch <= "\udfff" for ch in question):
+        return "That message holds a broken character (a lone UTF-16 surrogate); please retype it."
+    if history is not None and (
+        not isinstance(history, Sequence) or isinstance(history, str | bytes)
+    ):
+        return (
+            f"The history must be a list of {{role, content}} turns, not {type(history).__name__}."
         )
     return None
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from assistant.answer import Candidate, Draft, ExtractiveGenerator, citation, claim_text
 from assistant.lexicon import index_terms
-from assistant.records import Citation
+from assistant.records import Citation, Claim
 from corpus.settings import Settings
 
 # Tuned on SmolLM2's sentences for the eval set's dev split, labelled by hand (evals/claims.jsonl,
@@ -293,7 +293,7 @@ def _draft(kept: Sequence[Checked]) -> Draft:
     """Kept claims, one per line, each citing its supporting sentence verbatim."""
     numbers: dict[str, int] = {}
     citations: list[Citation] = []
-    lines = []
+    claims = []
     for item in kept:
         c = item.support
         assert c is not None
@@ -301,5 +301,5 @@ def _draft(kept: Sequence[Checked]) -> Draft:
             numbers[c.sentence.id] = len(numbers) + 1
             citations.append(citation(numbers[c.sentence.id], c))
         claim = _MARKERS.sub("", item.claim).strip()
-        lines.append(f"- {claim_text(claim)} [{numbers[c.sentence.id]}]")
-    return Draft("\n".join(lines), tuple(citations), made_by="llm")
+        claims.append(Claim(claim_text(claim), (numbers[c.sentence.id],)))
+    return Draft(tuple(claims), tuple(citations), made_by="llm")

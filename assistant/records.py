@@ -20,6 +20,7 @@ class Citation:
     end: int
     chunk_id: str
     passage: str
+    withheld: tuple[str, ...] = ()  # sentences of the passage flagged at ingest: never quoted
 
     def to_json(self) -> dict[str, object]:
         """Contract fields plus kind, offsets and the passage the quote sits in."""
@@ -39,6 +40,28 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One sentence of an answer and the numbered sources it cites.
+
+    `label` names who says it (a quoted document's kind, e.g. "Commercial article"); it is
+    empty for a sentence an LLM wrote.
+    """
+
+    text: str
+    cites: tuple[int, ...]
+    label: str = ""
+
+
+def claims_markdown(claims: tuple[Claim, ...] | list[Claim]) -> str:
+    """The contract's `answer` text: one markdown bullet per claim, markers at the end."""
+    lines = []
+    for claim in claims:
+        who = f"*{claim.label}:* " if claim.label else ""
+        lines.append(f"- {who}{claim.text} {''.join(f'[{n}]' for n in claim.cites)}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
 class Answer:
     """A response of any status; every one carries the disclaimer."""
 
@@ -52,6 +75,7 @@ class Answer:
     reason: str = ""
     generator: str = ""
     suggestions: tuple[str, ...] = ()  # questions the documents answer, near this one
+    claims: tuple[Claim, ...] = ()  # an answered question's sentences, for renderers
 
     def to_json(self, id: str | None = None) -> dict[str, object]:
         """The `python -m assistant ask --json` contract (plus the retrieval query used)."""

@@ -82,8 +82,8 @@ def _bm25(texts: list[str]) -> Any:
 class HybridRetriever(BaseRetriever):
     """A LangChain retriever over the project's store; `warm_up()` loads model and index.
 
-    Each query checks the index generation (one small Chroma read) and rebuilds the BM25 index
-    only when an ingest has changed the live set.
+    Each query checks the index generation (one small Chroma read). When an ingest, in this
+    process or another, has changed the live set, it reopens the index and rebuilds BM25.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -117,6 +117,8 @@ class HybridRetriever(BaseRetriever):
                         f"{self.embedder.space}: re-ingest (python -m ingest) or set "
                         "RAG_EMBED_BACKEND to the backend the index was built with"
                     )
+                if self._snapshot is not None:  # written by another process too, perhaps
+                    self.store = self.store.reopened()
                 self._snapshot = Snapshot.build(generation, self.store.live_chunks())
             return self._snapshot
 

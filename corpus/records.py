@@ -15,6 +15,7 @@ class Sentence:
     end: int
     content_hash: str
     lead: int = 0  # a list's lead-in ("it regulates:") is embedded without its items
+    flagged: bool = False  # reads as an instruction to an assistant: never quoted
 
     def embedding_text(self) -> str:
         """What the model embeds: the whole sentence, or just the lead-in of a list."""
@@ -37,6 +38,7 @@ class Chunk:
     content_hash: str
     version: str
     sentence_ids: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()  # its sentences flagged at ingest, shown struck, never quoted
 
     def embedding_text(self) -> str:
         """What the model embeds: the section heading gives the passage its context."""
@@ -55,3 +57,11 @@ class DocumentEntry:
     chunks: int
     sentences: int
     ingested_at: str
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A sentence of a live document that ingest flagged as an instruction to an assistant."""
+
+    source: str
+    text: str

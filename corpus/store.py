@@ -9,6 +9,7 @@ ingest deletes it.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,7 @@ from typing import Any
 import chromadb
 import numpy as np
 
-from corpus.records import Chunk, DocumentEntry, Sentence
+from corpus.records import Chunk, DocumentEntry, Flagged, Sentence
 from corpus.settings import Settings
 
 CHUNKS, SENTENCES, DOCUMENTS, STATE = "chunks", "sentences", "documents", "state"
@@ -58,9 +59,7 @@ class Store:
             else:
                 path = settings.index_dir / "chroma"
                 path.mkdir(parents=True, exist_ok=True)
-                if not (path / DATABASE).exists():
-                    _forget_client(path)  # a deleted index: drop Chroma's cached handles to it
-                client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+                client = _fresh_client(path)
                 location = str(path)
             return cls(client, location)
         except Exception as exc:  # chromadb raises many types; say where and why
@@ -73,6 +72,16 @@ class Store:
         shutil.rmtree(path, ignore_errors=True)
         _forget_client(path)
         return cls.open(settings)
+
+    def reopened(self) -> Store:
+        """The same index through a new client, so another process's writes are seen.
+
+        An embedded Chroma client keeps its vector index in memory; after a `python -m ingest`
+        in another process, its searches return ids that no longer exist.
+        """
+        if self.location.startswith("http"):
+            return self
+        return Store(_fresh_client(Path(self.location)), self.location)
 
     def readable(self) -> bool:
         """Is the index still there? (An embedded index's files can be deleted under us.)"""
@@ -171,6 +180,7 @@ class Store:
                     "start": s.start,
                     "end": s.end,
                     "content_hash": s.content_hash,
+                    "flagged": s.flagged,
                 },
             )
             for s in sentences
@@ -218,6 +228,17 @@ class Store:
         chunks.sort(key=lambda c: (c.source, c.start))
         return chunks
 
+    def flagged(self) -> list[Flagged]:
+        """Sentences of live documents flagged at ingest, by file and position."""
+        sources = {e.version: e.source for e in self.documents().values()}
+        got = self.sentences.get(where={"flagged": True}, include=["documents", "metadatas"])
+        found = [
+            (sources[str(meta["version"])], int(meta["start"]), text)
+            for text, meta in zip(got["documents"] or [], got["metadatas"] or [], strict=True)
+            if str(meta["version"]) in sources
+        ]
+        return [Flagged(source, text) for source, _, text in sorted(found)]
+
     def search(self, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
         """Nearest chunks to a query vector: (chunk id, cosine similarity), best first."""
         count = self.chunks.count()
@@ -262,10 +283,24 @@ class Store:
                 start=int(meta["start"]),
                 end=int(meta["end"]),
                 content_hash=str(meta["content_hash"]),
+                flagged=bool(meta.get("flagged", False)),
             )
             vector = np.asarray(got["embeddings"][n], dtype=np.float32) if vectors else None
             found[i] = (sentence, vector)
         return [found[i] for i in ids if i in found]
+
+
+def _fresh_client(path: Path) -> Any:
+    """A client with its own view of an embedded index, never a cached one.
+
+    Chroma caches one client system per folder in a process, with the vector index in memory;
+    after another process (`python -m ingest`) has written, that cached view fails with
+    "Error finding id". Each open therefore starts from the files.
+    """
+    _forget_client(path)
+    return chromadb.PersistentClient(
+        path=str(path), settings=chromadb.Settings(anonymized_telemetry=False)
+    )
 
 
 def _forget_client(path: Path) -> None:
@@ -307,6 +342,7 @@ def _chunk_meta(chunk: Chunk) -> dict[str, str | int]:
         "end": chunk.end,
         "content_hash": chunk.content_hash,
         "sentence_ids": ",".join(chunk.sentence_ids),
+        "withheld": json.dumps(chunk.withheld) if chunk.withheld else "",
     }
 
 
@@ -324,4 +360,5 @@ def _chunk_from(chunk_id: str, text: str, meta: dict[str, Any], entry: DocumentE
         content_hash=str(meta["content_hash"]),
         version=str(meta["version"]),
         sentence_ids=tuple(s for s in str(meta["sentence_ids"]).split(",") if s),
+        withheld=tuple(json.loads(str(meta["withheld"]))) if meta.get("withheld") else (),
     )

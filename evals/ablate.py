@@ -98,8 +98,8 @@ def sentence_table(calib: list[Rows], held_out: list[Rows]) -> list[str]:
 def triage_table() -> list[str]:
     """Recall and false alarms on the triage test split: model, floor, both."""
     from assistant.inputs import normalise
-    from assistant.models import SentenceEncoder
     from assistant.safety import Triage
+    from corpus.models import SentenceEncoder
 
     encoder = SentenceEncoder()
     test = triage_rows("test")

@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from assistant.models import SentenceEncoder
+    from corpus.models import SentenceEncoder
 
     try:
         datasets = [squad(args.data), covidqa(args.data), lay_wiki(args.data)]

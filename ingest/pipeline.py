@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from corpus.embeddings import Embedder
-from corpus.records import Chunk, DocumentEntry, Sentence
+from corpus.records import Chunk, DocumentEntry, Flagged, Sentence
+from corpus.screening import Screen
 from corpus.settings import Settings
 from corpus.store import Store, StoreError
 from ingest.chunking import MAX_CHARS, chunk_document
@@ -29,6 +30,7 @@ from ingest.loaders import MAX_BYTES, LoadError, load
 
 PIPELINE_VERSION = f"5:{MAX_CHARS}"  # change it and every document is re-chunked
 METADATA_FILE = "sources.toml"
+HIDDEN = "hidden: the name starts with '.' (rename it to ingest it)"
 _WRITE_BATCH = 256  # texts embedded before a group of documents is written and published
 
 Progress = Callable[[int, int], None]
@@ -58,10 +60,12 @@ class IngestReport:
     chunks_total: int = 0
     skipped: tuple[Skipped, ...] = ()
     seconds: float = 0.0
+    flagged: tuple[Flagged, ...] = ()  # sentences of new versions read as instructions
 
     def to_json(self) -> dict[str, object]:
-        """The `python -m ingest --json` contract."""
+        """The `python -m ingest --json` contract (flagged sentences go to stderr, not here)."""
         data = asdict(self)
+        del data["flagged"]
         data["skipped"] = [asdict(s) for s in self.skipped]
         data["seconds"] = round(self.seconds, 3)
         return data
@@ -120,14 +124,22 @@ def scan(corpus_dir: Path) -> tuple[dict[str, Path], list[Skipped]]:
     skipped: list[Skipped] = []
     root = corpus_dir.resolve()
     for folder, dirs, names in os.walk(corpus_dir, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(d for d in dirs if d.startswith(".")):
+            dirs.remove(name)
+            skipped.append(
+                Skipped(Path(folder, name).relative_to(corpus_dir).as_posix() + "/", HIDDEN)
+            )
+        dirs.sort()
         for name in [d for d in dirs if Path(folder, d).is_symlink()]:
             dirs.remove(name)  # never walked into: it could lead anywhere on the machine
             names.append(name)
         for name in sorted(names):
             path = Path(folder, name)
             source = path.relative_to(corpus_dir).as_posix()
-            if name.startswith(".") or source == METADATA_FILE:
+            if source == METADATA_FILE:
+                continue
+            if name.startswith("."):
+                skipped.append(Skipped(source, HIDDEN))
                 continue
             if path.is_symlink():
                 skipped.append(Skipped(source, _link_reason(path, root)))
@@ -186,6 +198,7 @@ def ingest(
     rebuild: bool = False,
     embedder: Embedder | None = None,
     store: Store | None = None,
+    screen: Screen | None = None,
     log: Callable[[str], None] = _stderr,
     progress: Progress | None = None,
 ) -> IngestReport:
@@ -207,10 +220,9 @@ def ingest(
                 store.reset()
             store.set_profile(profile)
             live = store.documents()
+            # versions an interrupted run left unpublished: their vectors are reused below,
+            # and they are deleted once this run has published
             orphans = store.stored_versions() - {e.version for e in live.values()}
-            if orphans:
-                log(f"repair: deleting {len(orphans)} stale version(s) left by an interrupted run")
-                store.delete_versions(orphans)
         metadata, skipped = read_metadata(corpus_dir)
         files, refused = scan(corpus_dir)
         skipped += refused
@@ -240,7 +252,9 @@ def ingest(
         if settings.search_only:
             plans = [replace(p, sentences=[]) for p in plans]
         _check_space(store, plans)
-        embedded = _embed_and_publish(plans, store, embedder, log, progress)
+        if screen is None and any(p.sentences for p in plans):
+            screen = Screen()
+        embedded, flagged = _embed_and_publish(plans, store, embedder, screen, log, progress)
         if gone:
             with _writing(store):
                 store.unpublish(gone)
@@ -248,6 +262,11 @@ def ingest(
             for source in gone:
                 log(f"removed {source}")
         final = store.documents()
+        stale = orphans - {e.version for e in final.values()}
+        if stale:
+            log(f"repair: deleted {len(stale)} unpublished version(s) left by an interrupted run")
+            with _writing(store):
+                store.delete_versions(stale)
     return IngestReport(
         added=sum(p.old_version is None for p in plans),
         updated=sum(p.old_version is not None for p in plans),
@@ -257,6 +276,7 @@ def ingest(
         chunks_total=sum(e.chunks for e in final.values()),
         skipped=tuple(sorted(skipped, key=lambda s: s.source)),
         seconds=time.perf_counter() - started,
+        flagged=tuple(flagged),
     )
 
 
@@ -342,16 +362,18 @@ def _embed_and_publish(
     plans: list[_Plan],
     store: Store,
     embedder: Embedder,
+    screen: Screen | None,
     log: Callable[[str], None],
     progress: Progress | None,
-) -> int:
-    """Embed what no stored vector covers, then write and publish documents group by group.
+) -> tuple[int, list[Flagged]]:
+    """Screen, embed and write each new version batch by batch, then publish group by group.
 
-    Returns the number of chunks actually embedded. Each group's chunks are written before its
-    manifest entries switch, and old versions are deleted only after that.
+    Returns (chunks embedded, sentences flagged). A version's rows are written as soon as their
+    vectors exist, before it is live; a kill loses at most one batch of embedding, because the
+    next run reuses stored vectors by content hash. Old versions are deleted after publishing.
     """
     if not plans:
-        return 0
+        return 0, []
     known = {
         ("c", h): v
         for h, v in store.vectors_by_hash(
@@ -364,63 +386,92 @@ def _embed_and_publish(
             (s.content_hash for p in plans for s in p.sentences), sentences=True
         ).items()
     )
-    todo: list[tuple[_Plan, dict[tuple[str, str], str]]] = []
     seen: set[tuple[str, str]] = set(known)
+    todo: list[tuple[_Plan, dict[tuple[str, str], str]]] = []
     for plan in plans:
         needed: dict[tuple[str, str], str] = {}
-        for chunk in plan.chunks:
-            key = ("c", chunk.content_hash)
+        for key, text in [(("c", c.content_hash), c.embedding_text()) for c in plan.chunks] + [
+            (("s", x.content_hash), x.embedding_text()) for x in plan.sentences
+        ]:
             if key not in seen:
-                needed[key] = chunk.embedding_text()
-                seen.add(key)
-        for sentence in plan.sentences:
-            key = ("s", sentence.content_hash)
-            if key not in seen:
-                needed[key] = sentence.embedding_text()
+                needed[key] = text
                 seen.add(key)
         todo.append((plan, needed))
-    total = sum(len(n) for _, n in todo)
-    done = 0
-    chunks_embedded = 0
-    if progress:
-        progress(0, total)
-    group: list[tuple[_Plan, dict[tuple[str, str], str]]] = []
-    for i, item in enumerate(todo):
-        group.append(item)
-        if sum(len(n) for _, n in group) < _WRITE_BATCH and i < len(todo) - 1:
-            continue
-        keys = [k for _, needed in group for k in needed]
-        texts = [t for _, needed in group for t in needed.values()]
+    total, done, chunks_embedded = sum(len(n) for _, n in todo), 0, 0
+    flagged: list[Flagged] = []
 
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, total)
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
 
-        vectors = embedder.encode(texts, progress=advance)
-        known.update(zip(keys, vectors, strict=True))
-        chunks_embedded += sum(k[0] == "c" for k in keys)
+    advance(0)
+    ready: list[_Plan] = []  # written, waiting to be published together
+    waiting = 0
+    for i, (plan, needed) in enumerate(todo):
+        plan = _screened(plan, screen)
+        flagged += [Flagged(plan.entry.source, x.text) for x in plan.sentences if x.flagged]
+        for x in plan.sentences:
+            if x.flagged:
+                log(f"flagged {plan.entry.source}: {x.text[:160]}")
+        keys = list(needed)
+        written: set[str] = set()
+        for at in range(0, len(keys), _WRITE_BATCH):
+            batch = keys[at : at + _WRITE_BATCH]
+            vectors = embedder.encode([needed[k] for k in batch], progress=advance)
+            known.update(zip(batch, vectors, strict=True))
+            chunks_embedded += sum(k[0] == "c" for k in batch)
+            with _writing(store):
+                written |= _write_known(store, plan, known, written)
         with _writing(store):
-            _write_group(store, group, known)
-        for plan, _ in group:
-            verb = "updated" if plan.old_version else "added"
-            log(f"{verb} {plan.entry.source} ({len(plan.chunks)} chunks)")
-        group = []
-    return chunks_embedded
+            _write_known(store, plan, known, written)
+        ready.append(plan)
+        waiting += len(needed)
+        if waiting >= _WRITE_BATCH or i == len(todo) - 1:
+            with _writing(store):
+                store.publish([p.entry for p in ready])
+                store.delete_versions(p.old_version for p in ready if p.old_version)
+            for p in ready:
+                log(
+                    f"{'updated' if p.old_version else 'added'} {p.entry.source} ({len(p.chunks)} chunks)"
+                )
+            ready, waiting = [], 0
+    return chunks_embedded, flagged
 
 
-def _write_group(store: Store, group: list[tuple[_Plan, Any]], known: dict) -> None:
-    """Write these documents' new versions, make them live, then delete their old versions."""
-    for plan, _ in group:
+def _matrix(vectors: list[np.ndarray]) -> np.ndarray:
+    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 1), np.float32)
+
+
+def _screened(plan: _Plan, screen: Screen | None) -> _Plan:
+    """The plan with each sentence that reads as an instruction to an assistant flagged."""
+    if screen is None or not plan.sentences:
+        return plan
+    flags = screen.flags([x.text for x in plan.sentences])
+    sentences = [replace(x, flagged=f) for x, f in zip(plan.sentences, flags, strict=True)]
+    flagged = {x.id: x.text for x in sentences if x.flagged}
+    chunks = [
+        replace(c, withheld=tuple(flagged[i] for i in c.sentence_ids if i in flagged))
+        for c in plan.chunks
+    ]
+    return replace(plan, chunks=chunks, sentences=sentences)
+
+
+def _write_known(store: Store, plan: _Plan, known: dict, written: set[str]) -> set[str]:
+    """Write the plan's rows whose vectors are known and that are not written yet; their ids."""
+    chunks = [c for c in plan.chunks if c.id not in written and ("c", c.content_hash) in known]
+    sentences = [
+        x for x in plan.sentences if x.id not in written and ("s", x.content_hash) in known
+    ]
+    if chunks or sentences:
         store.write(
-            plan.chunks,
-            np.stack([known[("c", c.content_hash)] for c in plan.chunks]),
-            plan.sentences,
-            np.array([known[("s", s.content_hash)] for s in plan.sentences], np.float32),
+            chunks,
+            _matrix([known[("c", c.content_hash)] for c in chunks]),
+            sentences,
+            _matrix([known[("s", x.content_hash)] for x in sentences]),
         )
-    store.publish([plan.entry for plan, _ in group])
-    store.delete_versions(p.old_version for p, _ in group if p.old_version)
+    return {c.id for c in chunks} | {x.id for x in sentences}
 
 
 @contextmanager

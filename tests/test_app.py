@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT
+from conftest import CORPUS, served_app
 
 from assistant.safety import DISCLAIMER
 
@@ -25,13 +20,6 @@ XSS_DOC = (
 )
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory, seed_index) -> Iterator[str]:
     """python app.py on a free loopback port, over a copy of the corpus plus a hostile document."""
@@ -40,31 +28,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, seed_index) -> Iterator[st
     shutil.copytree(CORPUS, corpus)
     (corpus / "chamomile-notes.txt").write_text(XSS_DOC, encoding="utf-8")
     shutil.copytree(seed_index[0], root / "index")
-    port = free_port()
-    env = {
-        **os.environ,
-        "RAG_CORPUS_DIR": str(corpus),
-        "RAG_INDEX_DIR": str(root / "index"),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    log = open(root / "app.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            break
-        except OSError:
-            assert process.poll() is None, (root / "app.log").read_text()
-            assert time.time() < deadline, "app did not start"
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    with served_app(corpus, root / "index", root / "app.log") as url:
+        yield url
 
 
 def test_ask_endpoint_returns_the_cli_json(app_url: str) -> None:
@@ -203,10 +168,12 @@ def test_reingest_is_disabled_on_a_public_address_without_a_password(seed_index,
 def test_document_text_is_escaped_never_rendered() -> None:
     import app
 
-    assert app.escape_markdown("<script>x</script> [a](javascript:1)") == (
-        "&lt;script&gt;x&lt;/script&gt; \\[a\\]\\(javascript:1\\)"
-    )
-    assert app.highlight("a <b> c", ["<b>"]) == "a <mark>&lt;b&gt;</mark> c"
+    assert app.doc_text("<script>x</script> [a](javascript:1) `x`") == (
+        "&lt;script&gt;x&lt;/script&gt; [a](javascript:1) `x`"
+    )  # inert: the chat and panels render HTML, never markdown
+    assert app.highlight("a <b> c", ["<b>"]) == "a <mark><bdi>&lt;b&gt;</bdi></mark> c"
+    shown = app.doc_text("is 0.5 mg, not 05\u202c")
+    assert "0.5 mg, not 05" in shown and "[U+202C]" in shown and "\u202c" not in shown
 
 
 def test_two_quotes_from_one_passage_share_one_card(assistant) -> None:

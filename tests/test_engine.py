@@ -11,8 +11,8 @@ from conftest import ROOT
 
 from assistant.answer import Gate
 from assistant.inputs import normalise
-from assistant.models import ModelFileError, SentenceEncoder
 from assistant.safety import Triage, TriageModel
+from corpus.models import ModelFileError, SentenceEncoder
 from evals.datasets import DEFAULT_DATA, DatasetMissingError, covidqa, squad
 
 TRIAGE = ROOT / "evals" / "triage.jsonl"

