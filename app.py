@@ -10,9 +10,9 @@ import atexit
 import hmac
 import html
 import ipaddress
+import json
 import logging
 import os
-import re
 import shutil
 import socket
 import sys
@@ -30,7 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from assistant.chain import Assistant
 from assistant.inputs import MAX_QUESTION_CHARS, normalise
-from assistant.records import Answer, Citation, Claim
+from assistant.records import Answer
+from assistant.render import answer_html, doc_text, document_html, streaming_html
 from assistant.retrieval import IndexMissingError
 from assistant.safety import DISCLAIMER
 from corpus.embeddings import Embedder
@@ -65,19 +66,112 @@ EVAL_QUESTIONS = Path(__file__).resolve().parent / "evals" / "questions.jsonl"
 EVAL_THRESHOLDS = EVAL_QUESTIONS.with_name("thresholds.toml")
 
 CSS = """
-#disclaimer {border-left: 4px solid #b45309; background: #fffbeb; padding: 8px 12px; border-radius: 6px}
-.src {border: 1px solid #e5e7eb; border-radius: 8px; padding: 8px 12px; margin-bottom: 10px}
-.src-head {font-weight: 600}
-.src-meta {color: #6b7280; font-size: 0.85em}
-.src-passage {white-space: pre-wrap; margin: 6px 0 0; font-size: 0.92em}
-.src-passage mark {background: #fde68a; padding: 0 2px}
-.src-passage del.withheld {color: #6b7280}
+#intro h1 {font-size: 1.45rem; margin: 0}
+#intro p {margin: 2px 0 0}
+#disclaimer p {margin: 0; padding: 6px 10px; border-left: 4px solid #b45309; border-radius: 6px;
+  background: #fffbeb; color: #78350f; font-size: 0.9em}
+.dark #disclaimer p {background: #2b1d05; color: #fde68a; border-left-color: #f59e0b}
+.degraded {padding: 6px 10px; border-radius: 6px; background: #fef3c7; color: #78350f}
+.dark .degraded {background: #2b1d05; color: #fde68a}
+#send {background: #c2410c; border-color: #c2410c; color: #ffffff}
+#send:hover {background: #9a3412}
+.reply ul.claims {margin: 0 0 4px; padding-left: 1.1em}
+.reply a.ref {font-weight: 700; text-decoration: none; padding: 0 2px; border-radius: 4px}
+.reply a.ref:hover {text-decoration: underline}
+.reply a:focus-visible, .reply button:focus-visible {outline: 2px solid #2563eb; outline-offset: 1px}
+.reply .said {white-space: pre-line; margin: 0}
+.reply-urgent {border: 2px solid #dc2626; background: #fef2f2; color: #7f1d1d; border-radius: 8px;
+  padding: 8px 10px}
+.reply-urgent a {color: #991b1b; font-weight: 700; text-decoration: underline}
+.dark .reply-urgent {background: #450a0a; color: #fee2e2; border-color: #f87171}
+.dark .reply-urgent a {color: #fee2e2}
+details.sources {margin: 6px 0 2px}
+details.sources summary {cursor: pointer; font-weight: 600}
+.doc-title {font-weight: 600; margin-top: 6px}
+.src {border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px;
+  margin: 6px 0}
+.src.flash {outline: 3px solid #2563eb}
+.src-head {font-weight: 600; font-size: 0.9em}
+.src-meta {font-size: 0.85em; font-weight: normal}
+.src-passage {white-space: pre-wrap; margin: 4px 0; font-size: 0.92em}
+.src-passage mark, #document mark {background: #fde68a; color: #1c1917; padding: 0 2px}
+.dark .src-passage mark, .dark #document mark {background: #854d0e; color: #fefce8}
+del.withheld {opacity: 0.85}
 .ctl {font-family: monospace; font-size: 0.8em; color: #b91c1c}
-.badge {display: inline-block; padding: 6px 10px; border-radius: 6px; margin-bottom: 8px}
-.badge-urgent {background: #fee2e2; color: #991b1b; border: 2px solid #dc2626; font-weight: 700}
-.badge-refused {background: #f3f4f6; color: #374151}
-.badge-error {background: #fef3c7; color: #92400e}
+.dark .ctl {color: #fca5a5}
+.reply button.suggest, .reply button.open-doc, .reply button.copy-text {cursor: pointer;
+  border: 1px solid var(--border-color-primary); border-radius: 999px; padding: 2px 10px;
+  margin: 3px 4px 0 0; background: var(--background-fill-secondary);
+  color: var(--body-text-color); font-size: 0.88em; text-align: left}
+.next {margin-top: 6px}
+.plain {display: none}
+.disclaimer-line {margin: 6px 0 0; font-size: 0.85em}
+#announce {position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0)}
+#chat button[aria-label="Clear"] {display: none}
+#index-info table {border-collapse: collapse; margin: 6px 0}
+#index-info td, #index-info th {border: 1px solid var(--border-color-primary); padding: 3px 6px}
+#document {max-height: 60vh; overflow-y: auto}
+@media (max-width: 640px) {
+  #intro h1 {font-size: 1.1rem}
+  #intro p {display: none}
+  #disclaimer p {font-size: 0.75em; padding: 3px 8px}
+  #examples button.example {font-size: 0.8em}
+}
 """
+
+# Clicks inside answers: a citation opens its source card, a suggested question is sent, "Copy
+# answer" copies clean text, "Open the document" asks the server for the whole document.
+JS = """
+() => {
+  const live = document.getElementById('announce');
+  if (live) { live.setAttribute('aria-live', 'polite'); live.setAttribute('role', 'status'); }
+  const showSource = (id) => {
+    let card = document.getElementById(id);
+    if (!card) return;
+    if (card.classList.contains('anchor')) card = card.closest('.src');
+    const details = card.closest('details');
+    if (details) details.open = true;
+    card.scrollIntoView({block: 'nearest'});
+    card.focus({preventScroll: true});
+    card.classList.add('flash');
+    setTimeout(() => card.classList.remove('flash'), 1800);
+  };
+  const send = (text) => {
+    const box = document.querySelector('#question textarea');
+    box.value = text;
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+    setTimeout(() => document.querySelector('#send').click(), 60);
+  };
+  const copy = (text, button) => {
+    const done = () => { button.textContent = 'Copied'; setTimeout(() => button.textContent = 'Copy answer', 1500); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+    } else {
+      const area = document.createElement('textarea');
+      area.value = text; document.body.appendChild(area); area.select();
+      document.execCommand('copy'); area.remove(); done();
+    }
+  };
+  document.addEventListener('click', (event) => {
+    const ref = event.target.closest('.reply a.ref');
+    if (ref) { event.preventDefault(); showSource(ref.getAttribute('href').slice(1)); return; }
+    const next = event.target.closest('.reply button.suggest');
+    if (next) { send(next.textContent); return; }
+    const copier = event.target.closest('.reply button.copy-text');
+    if (copier) { copy(copier.closest('.reply').querySelector('.plain').textContent, copier); return; }
+    const opener = event.target.closest('.reply button.open-doc');
+    if (opener) {
+      const box = document.querySelector('#open-doc textarea');
+      box.value = opener.id.replace(/^a[0-9]+-doc-/, '') + '|' + Date.now();
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+    }
+  });
+}
+"""
+SCROLL_TO_DOCUMENT = (
+    "() => { const t = document.getElementById('doc-target');"
+    " if (t) t.scrollIntoView({block: 'center'}); }"
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -88,109 +182,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def doc_text(text: str) -> str:
-    """Text from a document or the index as inert HTML, shown in its stored order.
-
-    Escaped (never markup), and each bidirectional control made visible, so "0.5 mg" with a
-    hidden U+202E cannot display as "gm 5.0".
-    """
-    return _BIDI.sub(
-        lambda m: f"<span class='ctl' title='hidden direction control'>[U+{ord(m[0]):04X}]</span>",
-        html.escape(text, quote=True),
-    )
-
-
-def claim_html(claim: Claim) -> str:
-    """One answer sentence: who says it, the words isolated from their neighbours, its sources."""
-    who = f"<em>{doc_text(claim.label)}:</em> " if claim.label else ""
-    refs = "".join(f"<a href='#source-{n}' class='ref'>[{n}]</a>" for n in claim.cites)
-    return f"<li>{who}<bdi>{doc_text(claim.text)}</bdi> {refs}</li>"
-
-
-def reply_parts(answer: Answer) -> list[str]:
-    """The reply as HTML pieces, streamed one by one; the chat renders HTML, never markdown."""
-    if answer.status == "answered" and answer.claims:
-        parts = [claim_html(c) for c in answer.claims]
-        if answer.generator == "llm":
-            note = "Written by the LLM; each sentence was checked against the quote it cites."
-            parts.append(f"<p class='note'><small>{note}</small></p>")
-        elif answer.generator.startswith("extractive (fallback: "):
-            reason = answer.generator.removeprefix("extractive (fallback: ").removesuffix(")")
-            note = f"Showing the documents' own sentences: {html.escape(reason)}."
-            parts.append(f"<p class='note'><small>{note}</small></p>")
-        return parts
-    body = answer.answer.replace("**This may be an emergency.**", "").strip()
-    head = (
-        "<strong>URGENT: this may be an emergency.</strong> " if answer.status == "urgent" else ""
-    )
-    return [f"<p class='reply-{answer.status}'>{head}{doc_text(body)}</p>"]
-
-
-def reply_html(parts: list[str], *, done: bool = True) -> str:
-    """A chat reply from its pieces; the finished one ends with the disclaimer in small print."""
-    claims = "".join(p for p in parts if p.startswith("<li>"))
-    rest = "".join(p for p in parts if not p.startswith("<li>"))
-    body = (f"<ul class='claims'>{claims}</ul>" if claims else "") + rest
-    return body + (
-        f"<p class='disclaimer'><small>⚕️ {html.escape(DISCLAIMER)}</small></p>" if done else ""
-    )
-
-
-WITHHELD = "Flagged at ingest: it reads as an instruction to an assistant, so it is never quoted."
-
-
-def highlight(passage: str, quotes: list[str], withheld: tuple[str, ...] = ()) -> str:
-    """The passage, escaped, with each quoted sentence marked and each withheld one struck."""
-    marks = [(q, "mark") for q in dict.fromkeys(quotes)] + [(w, "del") for w in withheld]
-    spans = sorted(
-        (at, at + len(text), tag) for text, tag in marks if (at := passage.find(text)) >= 0
-    )
-    out, last = [], 0
-    for start, end, tag in spans:
-        if start < last:
-            continue
-        title = f" class='withheld' title='{WITHHELD}'" if tag == "del" else ""
-        out += [
-            doc_text(passage[last:start]),
-            f"<{tag}{title}><bdi>{doc_text(passage[start:end])}</bdi></{tag}>",
-        ]
-        last = end
-    return "".join(out) + doc_text(passage[last:])
-
-
-def render_sources(answer: Answer | None) -> str:
-    """The Sources panel: one card per citation, the quote highlighted inside its passage."""
-    if answer is None:
-        return "<p class='src-meta'>Sources for each answer appear here.</p>"
-    badge = {
-        "urgent": "<div class='badge badge-urgent'>Urgent: call for help now</div>",
-        "refused": "<div class='badge badge-refused'>Not covered by the documents: no sources</div>",
-        "error": "<div class='badge badge-error'>Not a question</div>",
-    }.get(answer.status, "")
-    by_passage: dict[str, list[Citation]] = {}
-    for c in answer.citations:  # one card per passage, with every quote from it marked
-        by_passage.setdefault(c.chunk_id, []).append(c)
-    cards = [badge] + [_card(group) for group in by_passage.values()]
-    return "\n".join(part for part in cards if part)
-
-
-def _card(group: list[Citation]) -> str:
-    c = group[0]
-    numbers = "".join(f"[{x.n}]" for x in group)
-    ids = " ".join(f"source-{x.n}" for x in group[1:])
-    section = f" · {doc_text(c.section)}" if c.section and c.section != c.title else ""
-    return (
-        f"<div class='src' id='source-{c.n}' data-also='{ids}'>"
-        f"<div class='src-head'>{numbers} <bdi>{doc_text(c.title)}</bdi></div>"
-        f"<div class='src-meta'>{doc_text(c.kind)}{section} · <bdi>{doc_text(c.source)}</bdi></div>"
-        f"<div class='src-passage'>{highlight(c.passage, [x.quote for x in group], c.withheld)}"
-        "</div></div>"
-    )
 
 
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -413,6 +404,51 @@ def listed_hosts() -> frozenset[str]:
     return frozenset(h.strip().lower() for h in listed if h.strip())
 
 
+class FeedbackLog:
+    """Thumbs up and down on answers, one JSON line each, in the index folder for the curator."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def add(self, liked: bool, answer: dict[str, Any]) -> None:
+        """Append one judgement with its question, answer and citations."""
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "liked": liked, **answer}
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every judgement so far, oldest first (unreadable lines are skipped)."""
+        if not self.path.is_file():
+            return []
+        records = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+
+def render_feedback(log_: FeedbackLog) -> str:
+    """The Index panel's Feedback section: counts and the latest thumbs-down."""
+    records = log_.read()
+    ups = sum(1 for r in records if r.get("liked") is True)
+    downs = [r for r in records if r.get("liked") is False]
+    head = (
+        f"<h4>Feedback</h4><p>{ups} 👍 · {len(downs)} 👎 "
+        f"<span class='src-meta'>(saved in <code>{html.escape(str(log_.path))}</code>)</span></p>"
+    )
+    if not downs:
+        return head
+    rows = [
+        (html.escape(str(r.get("time", ""))), doc_text(str(r.get("question", ""))),
+         doc_text(str(r.get("answer", ""))[:300]))
+        for r in reversed(downs[-10:])
+    ]  # fmt: skip
+    return head + _table(("When", "Question", "Answer"), rows)
+
+
 def build_ui(
     settings: Settings,
     assistant: Assistant,
@@ -421,38 +457,65 @@ def build_ui(
     *,
     degraded: str = "",
 ) -> Any:
-    """The Blocks app: chat, sources, index panel, and the /ask API endpoint."""
+    """The Blocks app: chat, the document viewer, the Index panel, and the /ask API endpoint."""
     import gradio as gr
 
     admin = AdminCheck(
         os.environ.get("RAG_ADMIN_PASSWORD", ""), loopback=is_loopback(settings.host)
     )
+    feedback = FeedbackLog(settings.index_dir / "feedback.jsonl")
     refused = "<p><strong>Refused:</strong> wrong or missing admin password.</p>"
 
     def respond(
-        message: str, chat: list[dict], history: list[dict], use_llm: bool = True
+        message: str, chat: list[dict], history: list[dict], answers: dict, use_llm: bool = True
     ) -> Iterator[tuple]:
+        if not isinstance(message, str) or not message.strip():
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()  # an empty send: nothing
+            return
         answer = assistant.ask(message, history, use_llm=use_llm)
-        parts = reply_parts(answer)
-        shown = normalise(message) if isinstance(message, str) else ""
-        chat = [*chat, {"role": "user", "content": f"<bdi>{html.escape(shown)}</bdi>"}]
+        chat = [*chat, {"role": "user", "content": f"<bdi>{doc_text(normalise(message))}</bdi>"}]
         history = [*history, {"role": "user", "content": message}]
+        index = len(chat)  # the reply's position in the chat, which the thumbs report
+        key = f"a{index}"
         cleared: Any = ""  # empty the textbox once: later updates must not wipe a new question
-        for n in range(1, len(parts)):  # sentences appear one by one
-            partial = {"role": "assistant", "content": reply_html(parts[:n], done=False)}
-            yield cleared, [*chat, partial], history, gr.skip()
+        for shown in range(1, len(answer.claims) if answer.citations else 0):
+            partial = {"role": "assistant", "content": streaming_html(answer, key, shown)}
+            yield cleared, [*chat, partial], history, gr.skip(), gr.skip()
             cleared = gr.skip()
             time.sleep(STREAM_PAUSE)
         history = [*history, {"role": "assistant", "content": answer.answer}]
-        reply = {"role": "assistant", "content": reply_html(parts)}
-        yield cleared, [*chat, reply], history, render_sources(answer)
+        answers = {**answers, str(index): {"question": message, **answer.to_json()}}
+        reply = {"role": "assistant", "content": answer_html(answer, key)}
+        yield cleared, [*chat, reply], history, answers, announce(answer)
 
     def new_chat() -> tuple:
-        return [], [], render_sources(None), ""
+        return [], [], {}, "", "", gr.update(visible=False), ""
+
+    def judge(answers: dict, data: Any) -> None:
+        index = data.index[0] if isinstance(data.index, list | tuple) else data.index
+        record = answers.get(str(index))
+        if record is None or not isinstance(data.liked, bool):
+            return
+        try:
+            feedback.add(data.liked, record)
+        except OSError as exc:
+            gr.Warning(f"Your feedback could not be saved ({exc.strerror or exc}).")
+        else:
+            gr.Info("Thanks: your feedback was saved for the curator.")
+
+    judge.__annotations__["data"] = gr.LikeData  # resolved here: gradio is imported lazily
+
+    def open_document(request: str) -> tuple:
+        chunk_id = request.split("|")[0]
+        chunks = assistant.document_of(chunk_id)
+        return gr.update(visible=True, open=True), document_html(chunks, chunk_id)
+
+    def index_panel() -> str:
+        return render_index(assistant, embedder.model_path) + render_feedback(feedback)
 
     def reingest(password: str, progress: Any = gr.Progress()) -> tuple[str, str]:  # noqa: B008
         if not admin.allows(password):
-            return refused, render_index(assistant, embedder.model_path)
+            return refused, index_panel()
 
         def step(done: int, total: int) -> None:
             progress((done, total), desc="embedding", unit="texts")
@@ -465,11 +528,11 @@ def build_ui(
         except (StoreError, CorpusError, OSError) as exc:
             return (
                 f"<p><strong>Re-ingest failed:</strong> {doc_text(str(exc))}</p>",
-                render_index(assistant, embedder.model_path),
+                index_panel(),
             )
         finally:
             assistant.reopen()  # a rebuilt index is opened afresh by the next question
-        return render_report(report), render_index(assistant, embedder.model_path)
+        return render_report(report), index_panel()
 
     def run_evals(password: str) -> str:
         if not admin.allows(password):
@@ -482,23 +545,25 @@ def build_ui(
         return render_evals(report, violations(report["overall"], load_thresholds(EVAL_THRESHOLDS)))
 
     with gr.Blocks(title="Melatonin & gut-health assistant") as demo:
-        gr.Markdown(
-            "# Melatonin & gut-health assistant\n"
-            "Answers only from its documents, quoting them with numbered sources."
+        gr.HTML(
+            "<header><h1>Melatonin &amp; gut-health assistant</h1><p>Answers only from its "
+            "documents, quoting them with numbered sources. Tap a number to see its source.</p>"
+            "</header>",
+            elem_id="intro",
         )
-        gr.Markdown(f"⚕️ **Medical disclaimer.** {DISCLAIMER}", elem_id="disclaimer")
+        gr.HTML(
+            f"<p><strong>⚕️ Medical disclaimer.</strong> {html.escape(DISCLAIMER)}</p>",
+            elem_id="disclaimer",
+        )
         if degraded:
             gr.HTML(
-                f"<div class='badge badge-error' role='status'><strong>Degraded:</strong> "
+                f"<div class='degraded' role='status'><strong>Degraded:</strong> "
                 f"{doc_text(degraded)} Answers come from the index as it was.</div>",
                 elem_id="degraded",
             )
         history = gr.State([])
-        if assistant.llm is None:
-            gr.Markdown(
-                "Answers: the documents' own sentences, quoted (extractive).", elem_id="generator"
-            )
-        else:
+        answers = gr.State({})
+        if assistant.llm is not None:
             gr.HTML(
                 f"Answers: written by {html.escape(assistant.generator_name)}; every sentence "
                 "is checked against the passage it cites, with quotes as the fallback.",
@@ -510,40 +575,41 @@ def build_ui(
             visible=assistant.llm is not None,
             elem_id="use-llm",
         )
-        with gr.Row():
-            with gr.Column(scale=3):
-                chat = (
-                    gr.Chatbot(  # replies are HTML built from escaped parts: no markdown, no math
-                        label="Chat",
-                        elem_id="chat",
-                        height=460,
-                        sanitize_html=True,
-                        render_markdown=False,
-                        latex_delimiters=[],
-                        buttons=["copy"],
-                    )
-                )
-                with gr.Row():
-                    question = gr.Textbox(
-                        placeholder="Ask about melatonin, sleep, the gut microbiome…",
-                        show_label=False,
-                        elem_id="question",
-                        scale=5,
-                        max_lines=4,
-                        max_length=MAX_QUESTION_CHARS,
-                    )
-                    send = gr.Button("Send", variant="primary", elem_id="send", scale=1)
-                with gr.Row():
-                    clear = gr.Button("New chat", elem_id="new-chat", size="sm")
-                    for text in EXAMPLES:
-                        gr.Button(text, size="sm", elem_classes=["example"]).click(
-                            lambda t=text: t, outputs=question, api_visibility="private"
-                        )
-            with gr.Column(scale=2):
-                gr.Markdown("### Sources")
-                sources = gr.HTML(render_sources(None), elem_id="sources")
-        with gr.Accordion("Index", open=False, elem_id="index-panel"):
-            index_info = gr.HTML(render_index(assistant, embedder.model_path), elem_id="index-info")
+        chat = gr.Chatbot(  # replies are HTML built from escaped parts: no markdown, no math
+            label="Conversation",
+            elem_id="chat",
+            height="58vh",
+            min_height=260,
+            sanitize_html=True,
+            render_markdown=False,
+            latex_delimiters=[],
+            buttons=[],
+            feedback_options=("Like", "Dislike"),
+            placeholder="Ask a question below, or pick one of the examples.",
+        )
+        with gr.Row(elem_id="ask-row", equal_height=True):
+            question = gr.Textbox(
+                label="Your question",
+                show_label=False,
+                placeholder="Ask about melatonin, sleep, the gut microbiome…",
+                elem_id="question",
+                scale=5,
+                lines=1,
+                max_lines=4,
+                max_length=MAX_QUESTION_CHARS,
+            )
+            send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=72)
+        with gr.Row(elem_id="examples"):
+            clear = gr.Button("New chat", elem_id="new-chat", size="sm", variant="secondary")
+            example_buttons = [
+                gr.Button(text, size="sm", elem_classes=["example"]) for text in EXAMPLES
+            ]
+        status = gr.HTML("", elem_id="announce")
+        with gr.Accordion("Document", open=True, visible=False, elem_id="document-panel") as panel:
+            document = gr.HTML("", elem_id="document")
+        open_request = gr.Textbox(visible="hidden", elem_id="open-doc", label="document to open")
+        with gr.Accordion("Index", open=False, elem_id="index-panel") as index_accordion:
+            index_info = gr.HTML(index_panel(), elem_id="index-info")
             with gr.Row():
                 password = gr.Textbox(
                     label="Admin password",
@@ -566,17 +632,33 @@ def build_ui(
             )
             eval_summary = gr.HTML("", elem_id="eval-summary")
 
-        outputs = [question, chat, history, sources]
-        inputs = [question, chat, history, use_llm]
+        outputs = [question, chat, history, answers, status]
         gr.on(  # a question sent while an answer streams is asked right after it, not dropped
             [question.submit, send.click],
             respond,
-            inputs,
+            [question, chat, history, answers, use_llm],
             outputs,
             api_visibility="private",
             trigger_mode="always_last",
         )
-        clear.click(new_chat, outputs=[chat, history, sources, question], api_visibility="private")
+        for button, text in zip(example_buttons, EXAMPLES, strict=True):  # examples send at once
+
+            def ask_example(
+                chat: list[dict], history: list[dict], answers: dict, use_llm: bool, text=text
+            ) -> Iterator[tuple]:
+                yield from respond(text, chat, history, answers, use_llm)
+
+            button.click(
+                ask_example, [chat, history, answers, use_llm], outputs, api_visibility="private"
+            )
+        reset = [chat, history, answers, question, status, panel, document]
+        clear.click(new_chat, outputs=reset, api_visibility="private")
+        chat.clear(new_chat, outputs=reset, api_visibility="private")  # the same, from the bin
+        chat.like(judge, [answers], None, api_visibility="private")
+        index_accordion.expand(index_panel, None, index_info, api_visibility="private")
+        open_request.change(
+            open_document, open_request, [panel, document], api_visibility="private"
+        ).then(None, js=SCROLL_TO_DOCUMENT)
         evals_button.click(
             run_evals, [password], eval_summary, api_visibility="private", concurrency_limit=1
         )
@@ -596,11 +678,23 @@ def build_ui(
     return demo
 
 
+def announce(answer: Answer) -> str:
+    """What a screen reader hears when a reply is ready."""
+    if answer.status == "urgent":
+        return "Urgent: this may be an emergency. The reply says whom to call."
+    if answer.citations:
+        n = len(answer.citations)
+        return f"Answer ready, with {n} source{'s' if n != 1 else ''}."
+    return "Reply ready."
+
+
 def start(settings: Settings, embedder: Embedder, screen: Screen) -> str:
     """Bring the index up to date; '' or, when that can't be done, why (the old index serves)."""
     try:
         with TerminalProgress() as progress:
-            report = ingest(settings, embedder=embedder, screen=screen, progress=progress)
+            report = ingest(
+                settings, embedder=embedder, screen=screen, progress=progress, log=progress.write
+            )
     except (StoreError, OSError) as exc:  # read-only or full disk: serve what is there
         log.warning("serving the index as it was: %s", exc)
         return f"the index could not be brought up to date ({str(exc).splitlines()[0]})."
@@ -666,6 +760,7 @@ def main(argv: list[str] | None = None) -> None:
         theme=theme,
         css=CSS,
         footer_links=["api"],
+        js=JS,
         prevent_thread_lock=True,
         quiet=True,
         max_file_size="1kb",

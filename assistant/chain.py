@@ -28,7 +28,7 @@ from assistant.answer import (
     judge,
 )
 from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
-from assistant.records import Answer
+from assistant.records import Answer, Claim
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
 from assistant.safety import DISCLAIMER, Triage, is_injection
 from corpus.embeddings import Embedder
@@ -153,6 +153,12 @@ class Assistant:
         """Drop the index handles; the next question opens the index afresh (after a rebuild)."""
         self._store = None
         self._retriever = None
+
+    def document_of(self, chunk_id: str) -> list[Chunk]:
+        """The live chunks of the document holding this chunk, in reading order."""
+        chunks = self.retriever.snapshot().chunks
+        source = next((c.source for c in chunks if c.id == chunk_id), None)
+        return sorted((c for c in chunks if c.source == source), key=lambda c: c.start)
 
     def warm_up(self) -> None:
         """Load the models and the gate, open the index, build BM25; IndexMissingError if empty."""
@@ -329,6 +335,7 @@ class Assistant:
             query=evidence.query,
             reason="not-covered",
             suggestions=suggestions,
+            claims=(Claim(head, ()),),
         )
 
     def suggestions(self, chunk_ids: Sequence[str]) -> tuple[str, ...]:
@@ -444,7 +451,14 @@ def error_answer(message: str) -> Answer:
 
 def urgent_answer(message: str, kind: str = "emergency") -> Answer:
     """Emergency guidance only: no retrieval, no dosing."""
-    return Answer("urgent", f"**This may be an emergency.** {message}", (), DISCLAIMER, reason=kind)
+    return Answer(
+        "urgent",
+        f"**This may be an emergency.** {message}",
+        (),
+        DISCLAIMER,
+        reason=kind,
+        claims=(Claim(message, ()),),
+    )
 
 
 def _join(items: Sequence[str], conjunction: str) -> str:

@@ -7,6 +7,7 @@ onnxruntime and tokenizers, which import in well under a second where torch take
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,11 @@ def export(source: Path, cache_dir: Path, *, quantized: bool) -> Path:
         return target
     folder.mkdir(parents=True, exist_ok=True)
     if not fp32.is_file():
+        log.warning(
+            "first use of the ONNX backend: exporting %s to %s (about 15 s, once)",
+            source.name,
+            fp32,
+        )
         _export_fp32(source, fp32)
     if quantized:
         from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         help="embed chunks only, not sentences: half the time, for `assistant search` benchmarks",
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from corpus.settings import Settings
     from corpus.store import StoreError
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         with TerminalProgress() as progress:
-            report = ingest(settings, rebuild=args.rebuild, progress=progress)
+            report = ingest(settings, rebuild=args.rebuild, progress=progress, log=progress.write)
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -81,18 +81,38 @@ class _Plan:
 
 
 class TerminalProgress:
-    """A tqdm bar on stderr, fed by ingest's progress callback; closes on leaving the `with`."""
+    """Ingest's progress on stderr; closes on leaving the `with`.
+
+    On a terminal it is one tqdm bar, and messages (`write`) print above it; in a log (not a
+    terminal) it is a plain line at each quarter, so nothing is overwritten or glued together.
+    """
 
     def __init__(self) -> None:
         self.bar: Any = None
+        self.tty = sys.stderr.isatty()
+        self._quarter = -1
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None and total:
+        if not total:
+            return
+        if not self.tty:
+            quarter = 4 * done // total
+            if quarter != self._quarter:
+                self._quarter = quarter
+                print(f"embedding: {done}/{total} texts", file=sys.stderr, flush=True)
+            return
+        if self.bar is None:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def write(self, message: str) -> None:
+        """A message that does not collide with the bar."""
         if self.bar is not None:
-            self.bar.update(done - self.bar.n)
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr, flush=True)
 
     def __enter__(self) -> TerminalProgress:
         return self
@@ -100,6 +120,7 @@ class TerminalProgress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 @contextmanager
