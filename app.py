@@ -48,6 +48,7 @@ EXAMPLES = (
     "What are the side effects of melatonin?",
 )
 STREAM_PAUSE = 0.06  # seconds between streamed sentences
+WORKING = "<div class='reply reply-working'><p>Looking in the documents…</p></div>"
 MAX_REQUEST_BYTES = 2 * 2**20  # a request body; history beyond the last few turns is never read
 QUEUE_CONCURRENCY = 4  # chat answers computed at once (2 cores)
 ASK_CONCURRENCY = 4  # /ask calls computed at once
@@ -76,7 +77,15 @@ CSS = """
 #send {background: #c2410c; border-color: #c2410c; color: #ffffff}
 #send:hover {background: #9a3412}
 .reply ul.claims {margin: 0 0 4px; padding-left: 1.1em}
-.reply a.ref {font-weight: 700; text-decoration: none; padding: 0 2px; border-radius: 4px}
+.reply a.ref {font-weight: 700; text-decoration: none; padding: 2px 3px; border-radius: 4px;
+  display: inline-block; min-width: 24px; min-height: 24px; text-align: center}
+.reply-working p {margin: 0; font-style: italic}
+#examples button.example {border: 1px dashed var(--border-color-primary);
+  background: transparent; color: var(--body-text-color)}
+#new-chat {font-weight: 700}
+button.back-to-answer {border: 1px solid var(--border-color-primary); border-radius: 999px;
+  padding: 2px 10px; margin-bottom: 6px; background: var(--background-fill-secondary);
+  color: var(--body-text-color); cursor: pointer}
 .reply a.ref:hover {text-decoration: underline}
 .reply a:focus-visible, .reply button:focus-visible {outline: 2px solid #2563eb; outline-offset: 1px}
 .reply .said {white-space: pre-line; margin: 0}
@@ -116,6 +125,9 @@ del.withheld {opacity: 0.85}
   #intro p {display: none}
   #disclaimer p {font-size: 0.75em; padding: 3px 8px}
   #examples button.example {font-size: 0.8em}
+  .reply button.suggest, .reply button.open-doc, .reply button.copy-text {min-height: 32px}
+  #chat button[aria-label="Like"], #chat button[aria-label="Dislike"] {min-width: 32px;
+    min-height: 32px}
 }
 """
 
@@ -159,8 +171,13 @@ JS = """
     if (next) { send(next.textContent); return; }
     const copier = event.target.closest('.reply button.copy-text');
     if (copier) { copy(copier.closest('.reply').querySelector('.plain').textContent, copier); return; }
+    const back = event.target.closest('button.back-to-answer');
+    if (back && window.lastOpener) {
+      window.lastOpener.scrollIntoView({block: 'center'}); window.lastOpener.focus(); return;
+    }
     const opener = event.target.closest('.reply button.open-doc');
     if (opener) {
+      window.lastOpener = opener;
       const box = document.querySelector('#open-doc textarea');
       box.value = opener.id.replace(/^a[0-9]+-doc-/, '') + '|' + Date.now();
       box.dispatchEvent(new Event('input', {bubbles: true}));
@@ -170,7 +187,8 @@ JS = """
 """
 SCROLL_TO_DOCUMENT = (
     "() => { const t = document.getElementById('doc-target');"
-    " if (t) t.scrollIntoView({block: 'center'}); }"
+    " if (t) { t.setAttribute('tabindex', '-1'); t.scrollIntoView({block: 'center'});"
+    " t.focus({preventScroll: true}); } }"
 )
 
 
@@ -436,8 +454,9 @@ def render_feedback(log_: FeedbackLog) -> str:
     ups = sum(1 for r in records if r.get("liked") is True)
     downs = [r for r in records if r.get("liked") is False]
     head = (
-        f"<h4>Feedback</h4><p>{ups} 👍 · {len(downs)} 👎 "
-        f"<span class='src-meta'>(saved in <code>{html.escape(str(log_.path))}</code>)</span></p>"
+        f"<h4>Feedback</h4><p>{ups} thumbs up · {len(downs)} thumbs down "
+        f"<span class='src-meta'>(saved as <code>{html.escape(log_.path.name)}</code> in the "
+        "index folder)</span></p>"
     )
     if not downs:
         return head
@@ -472,21 +491,21 @@ def build_ui(
         if not isinstance(message, str) or not message.strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()  # an empty send: nothing
             return
-        answer = assistant.ask(message, history, use_llm=use_llm)
         chat = [*chat, {"role": "user", "content": f"<bdi>{doc_text(normalise(message))}</bdi>"}]
+        working = {"role": "assistant", "content": WORKING}
+        yield "", [*chat, working], gr.skip(), gr.skip(), "Looking in the documents."
+        answer = assistant.ask(message, history, use_llm=use_llm)
         history = [*history, {"role": "user", "content": message}]
         index = len(chat)  # the reply's position in the chat, which the thumbs report
         key = f"a{index}"
-        cleared: Any = ""  # empty the textbox once: later updates must not wipe a new question
         for shown in range(1, len(answer.claims) if answer.citations else 0):
             partial = {"role": "assistant", "content": streaming_html(answer, key, shown)}
-            yield cleared, [*chat, partial], history, gr.skip(), gr.skip()
-            cleared = gr.skip()
+            yield gr.skip(), [*chat, partial], history, gr.skip(), gr.skip()
             time.sleep(STREAM_PAUSE)
         history = [*history, {"role": "assistant", "content": answer.answer}]
         answers = {**answers, str(index): {"question": message, **answer.to_json()}}
         reply = {"role": "assistant", "content": answer_html(answer, key)}
-        yield cleared, [*chat, reply], history, answers, announce(answer)
+        yield gr.skip(), [*chat, reply], history, answers, announce(answer)
 
     def new_chat() -> tuple:
         return [], [], {}, "", "", gr.update(visible=False), ""
@@ -508,7 +527,8 @@ def build_ui(
     def open_document(request: str) -> tuple:
         chunk_id = request.split("|")[0]
         chunks = assistant.document_of(chunk_id)
-        return gr.update(visible=True, open=True), document_html(chunks, chunk_id)
+        back = "<button type='button' class='back-to-answer'>Back to the answer</button>"
+        return gr.update(visible=True, open=True), back + document_html(chunks, chunk_id)
 
     def index_panel() -> str:
         return render_index(assistant, embedder.model_path) + render_feedback(feedback)

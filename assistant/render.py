@@ -165,7 +165,7 @@ def plain_text(answer: Answer) -> str:
             text += "\n\nYou could ask:\n" + "\n".join(f"- {s}" for s in answer.suggestions)
     else:
         text = answer.answer
-    return f"{text}\n\n{DISCLAIMER}"
+    return _BIDI.sub(lambda m: f"[U+{ord(m[0]):04X}]", f"{text}\n\n{DISCLAIMER}")
 
 
 def document_html(chunks: Sequence[Chunk], target: str) -> str:

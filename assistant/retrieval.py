@@ -117,8 +117,7 @@ class HybridRetriever(BaseRetriever):
                         f"{self.embedder.space}: re-ingest (python -m ingest) or set "
                         "RAG_EMBED_BACKEND to the backend the index was built with"
                     )
-                if self._snapshot is not None:  # written by another process too, perhaps
-                    self.store = self.store.reopened()
+                self.store = self.store.current()  # another process may have written
                 self._snapshot = Snapshot.build(generation, self.store.live_chunks())
             return self._snapshot
 

@@ -27,6 +27,9 @@ from corpus.settings import Settings
 CHUNKS, SENTENCES, DOCUMENTS, STATE = "chunks", "sentences", "documents", "state"
 DATABASE = "chroma.sqlite3"
 _BATCH = 1000
+# The index generation each folder's Chroma system in this process has seen (Chroma's own cache
+# of systems is per process too): another process's ingest shows up as a different one.
+_SEEN: dict[str, str] = {}
 
 
 class StoreError(RuntimeError):
@@ -59,9 +62,11 @@ class Store:
             else:
                 path = settings.index_dir / "chroma"
                 path.mkdir(parents=True, exist_ok=True)
-                client = _fresh_client(path)
+                if not (path / DATABASE).exists():
+                    _forget_client(path)  # a deleted index: drop Chroma's cached handles to it
+                client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
                 location = str(path)
-            return cls(client, location)
+            return cls(client, location).current()
         except Exception as exc:  # chromadb raises many types; say where and why
             raise StoreError(f"cannot open the index at {settings.index_dir}: {exc}") from exc
 
@@ -73,15 +78,28 @@ class Store:
         _forget_client(path)
         return cls.open(settings)
 
-    def reopened(self) -> Store:
-        """The same index through a new client, so another process's writes are seen.
+    def current(self) -> Store:
+        """This store, or a new one when another process has changed the index since this
+        process last read it.
 
-        An embedded Chroma client keeps its vector index in memory; after a `python -m ingest`
-        in another process, its searches return ids that no longer exist.
+        Chroma keeps one system per folder in a process, holding the vector index in memory;
+        after a `python -m ingest` in another process it serves ids that no longer exist
+        ("Error finding id"). A fresh system is then read from the files: clients made from
+        now on use it, and queries already running finish on the old one.
         """
         if self.location.startswith("http"):
             return self
-        return Store(_fresh_client(Path(self.location)), self.location)
+        generation = self.generation()
+        if _SEEN.setdefault(self.location, generation) == generation:
+            return self
+        _reload_system(self.location)
+        _SEEN[self.location] = generation
+        return Store(
+            chromadb.PersistentClient(
+                path=self.location, settings=chromadb.Settings(anonymized_telemetry=False)
+            ),
+            self.location,
+        )
 
     def readable(self) -> bool:
         """Is the index still there? (An embedded index's files can be deleted under us.)"""
@@ -154,11 +172,11 @@ class Store:
 
     def _bump(self) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        token = uuid.uuid4().hex
         self.state.upsert(
-            ids=["generation"],
-            embeddings=[[1.0]],
-            metadatas=[{"value": uuid.uuid4().hex, "updated": now}],
+            ids=["generation"], embeddings=[[1.0]], metadatas=[{"value": token, "updated": now}]
         )
+        _SEEN[self.location] = token  # written through this process's system: it is current
 
     # -- chunks and sentences ---------------------------------------------------------------
 
@@ -290,17 +308,25 @@ class Store:
         return [found[i] for i in ids if i in found]
 
 
-def _fresh_client(path: Path) -> Any:
-    """A client with its own view of an embedded index, never a cached one.
+def _reload_system(location: str) -> None:
+    """Replace Chroma's cached system for this folder with one read afresh from the files.
 
-    Chroma caches one client system per folder in a process, with the vector index in memory;
-    after another process (`python -m ingest`) has written, that cached view fails with
-    "Error finding id". Each open therefore starts from the files.
+    The old system is not stopped: clients made before keep working on it until they are
+    dropped (stopping it would break a query in flight).
     """
-    _forget_client(path)
-    return chromadb.PersistentClient(
-        path=str(path), settings=chromadb.Settings(anonymized_telemetry=False)
-    )
+    from chromadb.api import ServerAPI
+    from chromadb.api.shared_system_client import SharedSystemClient
+    from chromadb.config import System
+    from chromadb.telemetry.product import ProductTelemetryClient
+
+    old = SharedSystemClient._identifier_to_system.get(location)
+    if old is None:
+        return  # nothing cached: the next client reads the files anyway
+    system = System(old.settings)
+    system.instance(ProductTelemetryClient)
+    system.instance(ServerAPI)
+    system.start()
+    SharedSystemClient._identifier_to_system[location] = system
 
 
 def _forget_client(path: Path) -> None:

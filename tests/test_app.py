@@ -182,7 +182,7 @@ def test_chat_in_a_real_browser(app_url: str, tmp_path: Path) -> None:
 
         page.locator("#chat button[aria-label='Dislike']").first.click()  # feedback, saved
         page.locator("#index-panel").get_by_text("Index").first.click()
-        expect(page.locator("#index-info")).to_contain_text("1 👎", timeout=20_000)
+        expect(page.locator("#index-info")).to_contain_text("1 thumbs down", timeout=20_000)
         expect(page.locator("#index-info")).to_contain_text("What are probiotics?")
 
         page.locator("#new-chat").click()  # one control clears everything
@@ -262,14 +262,17 @@ def test_reingest_is_disabled_on_a_public_address_without_a_password(seed_index,
 
 
 def test_document_text_is_escaped_never_rendered() -> None:
-    import app
+    from assistant.records import Answer, Claim
+    from assistant.render import doc_text, highlight, plain_text
 
-    assert app.doc_text("<script>x</script> [a](javascript:1) `x`") == (
+    assert doc_text("<script>x</script> [a](javascript:1) `x`") == (
         "&lt;script&gt;x&lt;/script&gt; [a](javascript:1) `x`"
     )  # inert: the chat and panels render HTML, never markdown
-    assert app.highlight("a <b> c", ["<b>"]) == "a <mark><bdi>&lt;b&gt;</bdi></mark> c"
-    shown = app.doc_text("is 0.5 mg, not 05\u202c")
+    assert highlight("a <b> c", ["<b>"]) == "a <mark><bdi>&lt;b&gt;</bdi></mark> c"
+    shown = doc_text("is 0.5 mg, not 05\u202c")
     assert "0.5 mg, not 05" in shown and "[U+202C]" in shown and "\u202c" not in shown
+    refused = Answer("refused", "", (), "", claims=(Claim("Not in \u202edocs", ()),))
+    assert "\u202e" not in plain_text(refused) and "[U+202E]" in plain_text(refused)
 
 
 def test_two_quotes_from_one_passage_share_one_card(assistant) -> None:
