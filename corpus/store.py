@@ -27,8 +27,9 @@ from corpus.settings import Settings
 CHUNKS, SENTENCES, DOCUMENTS, STATE = "chunks", "sentences", "documents", "state"
 DATABASE = "chroma.sqlite3"
 _BATCH = 1000
-# The index generation each folder's Chroma system in this process has seen (Chroma's own cache
-# of systems is per process too): another process's ingest shows up as a different one.
+# The index stamp (generation and last write) each folder's Chroma system in this process has
+# seen (Chroma's own cache of systems is per process too): another process's writes, even an
+# ingest killed before it published, show up as a different stamp.
 _SEEN: dict[str, str] = {}
 
 
@@ -89,11 +90,11 @@ class Store:
         """
         if self.location.startswith("http"):
             return self
-        generation = self.generation()
-        if _SEEN.setdefault(self.location, generation) == generation:
+        seen = self._stamp()
+        if _SEEN.setdefault(self.location, seen) == seen:
             return self
         _reload_system(self.location)
-        _SEEN[self.location] = generation
+        _SEEN[self.location] = seen
         return Store(
             chromadb.PersistentClient(
                 path=self.location, settings=chromadb.Settings(anonymized_telemetry=False)
@@ -170,13 +171,28 @@ class Store:
             self.manifest.delete(ids=list(sources))
             self._bump()
 
+    def _stamp(self) -> str:
+        """The generation and the last write's token: what another process changes."""
+        got = self.state.get(ids=["generation", "written"], include=["metadatas"])
+        return "|".join(
+            sorted(f"{i}={m['value']}" for i, m in zip(got["ids"], got["metadatas"], strict=True))
+        )
+
     def _bump(self) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        token = uuid.uuid4().hex
         self.state.upsert(
-            ids=["generation"], embeddings=[[1.0]], metadatas=[{"value": token, "updated": now}]
+            ids=["generation"],
+            embeddings=[[1.0]],
+            metadatas=[{"value": uuid.uuid4().hex, "updated": now}],
         )
-        _SEEN[self.location] = token  # written through this process's system: it is current
+        _SEEN[self.location] = self._stamp()  # through this process's system: it is current
+
+    def _touch(self) -> None:
+        """Mark a write before making it, so a reader elsewhere knows its view is old."""
+        self.state.upsert(
+            ids=["written"], embeddings=[[1.0]], metadatas=[{"value": uuid.uuid4().hex}]
+        )
+        _SEEN[self.location] = self._stamp()
 
     # -- chunks and sentences ---------------------------------------------------------------
 
@@ -188,6 +204,7 @@ class Store:
         sentence_vectors: np.ndarray,
     ) -> None:
         """Add one or more document versions' chunks and sentences (not yet live)."""
+        self._touch()
         _upsert(self.chunks, [(c.id, c.text, _chunk_meta(c)) for c in chunks], chunk_vectors)
         sentence_rows = [
             (
@@ -207,6 +224,7 @@ class Store:
 
     def delete_versions(self, versions: Iterable[str]) -> None:
         """Delete every chunk and sentence of these document versions."""
+        self._touch()
         for version in set(versions):
             self.chunks.delete(where={"version": version})
             self.sentences.delete(where={"version": version})

@@ -296,11 +296,11 @@ def test_twenty_concurrent_sessions_get_whole_answers_and_only_their_own_history
 ) -> None:
     from evals.load import report, run
 
-    result = run(app_url, sessions=20, questions=10)
+    result = run(app_url, sessions=20, questions=4)  # `make load` runs 20 x 10
     print(report(result))
     assert result["errors"] == 0, result["error_samples"]
-    assert result["completed"] == 200
+    assert result["completed"] == 80
     assert result["answered"] >= 20  # every session's opening question at least
     assert result["answered_with_citations"] == result["answered"]
-    assert result["with_disclaimer"] == 200
+    assert result["with_disclaimer"] == 80
     assert result["cross_talk"] == []

@@ -240,7 +240,7 @@ def test_hostile_questions_get_a_message_or_a_refusal(assistant, question: str) 
 
 
 @settings(
-    max_examples=300,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
