@@ -164,6 +164,13 @@ JS = """
       document.execCommand('copy'); area.remove(); done();
     }
   };
+  document.addEventListener('focusin', (event) => {  // a citation reached by keyboard
+    const ref = event.target.closest && event.target.closest('.reply a.ref');
+    if (!ref) return;
+    const card = document.getElementById(ref.getAttribute('href').slice(1));
+    const details = card && card.closest('details');
+    if (details) details.open = true;
+  });
   document.addEventListener('click', (event) => {
     const ref = event.target.closest('.reply a.ref');
     if (ref) { event.preventDefault(); showSource(ref.getAttribute('href').slice(1)); return; }

@@ -154,6 +154,8 @@ def test_chat_in_a_real_browser(app_url: str, tmp_path: Path) -> None:
         plain = latest.locator(".plain").text_content()
         quote = re.search(r"^\[2\] .*?: “(.*)”$", plain, re.M)[1]
         expect(card.locator("mark").filter(has_text=quote[:40])).to_have_count(1)
+        first.locator("a.ref").first.focus()  # reached by keyboard, the source opens too
+        expect(first.locator("details.sources")).to_have_attribute("open", "")
         first.locator("a.ref", has_text="[1]").first.click()  # an earlier answer's sources too
         expect(first.locator(".src mark").first).to_contain_text(
             "Probiotics are live beneficial bacteria"
@@ -232,6 +234,7 @@ def test_dark_mode_is_readable_and_a_phone_sees_the_input(app_url: str, tmp_path
                 ("send button", "#send"),
             )
         }
+        print("dark-mode contrast:", {k: round(v, 2) for k, v in ratios.items()})
         assert all(r >= 4.5 for r in ratios.values()), ratios  # WCAG AA
 
         phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
