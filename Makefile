@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test test-llm ingest eval calibrate external ablate screening lint format bench load browser clean
+.PHONY: setup run test test-fast test-llm ingest eval calibrate external ablate screening lint format bench load browser clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ run: setup
 
 test: setup browser
 	$(PY) -m pytest -q
+
+# The fast lane: pure functions and small classes, no model, no Chroma, no server (~5 s).
+test-fast: setup
+	$(PY) -m pytest -q tests/test_fast.py
 
 eval: setup
 	$(PY) -m evals

@@ -166,7 +166,7 @@ def question_features(scored: Sequence[Candidate]) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Answerability:
     """The gate's decision on a question, and the best evidence it saw."""
 
     answerable: bool
@@ -299,12 +299,12 @@ def quotable(sentence: str) -> bool:
     return "http" not in sentence and "www." not in sentence and not sentence.rstrip().endswith(":")
 
 
-def judge(scored: Sequence[Candidate], gate: Gate) -> Verdict:
+def judge(scored: Sequence[Candidate], gate: Gate) -> Answerability:
     """Answer only when the best evidence over all candidates passes the calibrated gate."""
     if not scored:
-        return Verdict(False, 0.0)
+        return Answerability(False, 0.0)
     p = gate.question.probability(question_features(scored))
-    return Verdict(p >= gate.question.threshold, p, scored[0])
+    return Answerability(p >= gate.question.threshold, p, scored[0])
 
 
 def claim_text(sentence: str) -> str:

@@ -17,12 +17,12 @@ import numpy as np
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
 
 from assistant.answer import (
+    Answerability,
     Candidate,
     Draft,
     ExtractiveGenerator,
     Gate,
     Generator,
-    Verdict,
     candidates,
     heading,
     judge,
@@ -82,7 +82,7 @@ class Evidence:
 
     query: str
     scored: tuple[Candidate, ...]
-    verdict: Verdict
+    verdict: Answerability
 
 
 def check_citations(draft: Draft) -> Draft:

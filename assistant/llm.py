@@ -122,7 +122,7 @@ class Checked:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Support:
     """Whether one claim is supported by the sentences it cites, with the scores behind it."""
 
     best: int | None  # index of the supporting sentence, None when unsupported
@@ -139,7 +139,7 @@ def check_claim(
     sentence_vectors: np.ndarray,
     min_similarity: float = MIN_SUPPORT_SIMILARITY,
     min_overlap: float = MIN_SUPPORT_OVERLAP,
-) -> Verdict:
+) -> Support:
     """Whether one sentence of the cited passages says what the claim says.
 
     Vetoed (similarity 0): talk about the passages rather than the subject, a number the cited
@@ -148,21 +148,21 @@ def check_claim(
     """
     text = strip_markers(claim)
     if _ABOUT_THE_SOURCES.search(text):
-        return Verdict(None, 0.0, 0.0, "about the passages, not the subject")
+        return Support(None, 0.0, 0.0, "about the passages, not the subject")
     if not set(_NUMBER.findall(text)) <= set(_NUMBER.findall(cited_text)):
-        return Verdict(None, 0.0, 0.0, "a number the cited passages don't give")
+        return Support(None, 0.0, 0.0, "a number the cited passages don't give")
     if len(sentence_vectors) == 0:
-        return Verdict(None, 0.0, 0.0, "the cited passage has no quotable sentence")
+        return Support(None, 0.0, 0.0, "the cited passage has no quotable sentence")
     scores = np.asarray(sentence_vectors, dtype=np.float32) @ claim_vector
     best = int(np.argmax(scores))
     similarity = float(scores[best])
     words = _words(claim)
     overlap = len(words & set(index_terms(sentences[best]))) / len(words) if words else 0.0
     if bool(_NEGATION.search(text)) != bool(_NEGATION.search(sentences[best])):
-        return Verdict(None, 0.0, overlap, "negates what the cited sentence says, or the reverse")
+        return Support(None, 0.0, overlap, "negates what the cited sentence says, or the reverse")
     if similarity >= min_similarity and overlap >= min_overlap:
-        return Verdict(best, similarity, overlap, "supported")
-    return Verdict(
+        return Support(best, similarity, overlap, "supported")
+    return Support(
         None,
         similarity,
         overlap,

@@ -24,7 +24,7 @@ import numpy as np
 from assistant.llm import (
     MIN_SUPPORT_OVERLAP,
     MIN_SUPPORT_SIMILARITY,
-    Verdict,
+    Support,
     check_claim,
     strip_markers,
 )
@@ -62,7 +62,7 @@ def verdicts(
     embedder: Any,
     min_similarity: float = MIN_SUPPORT_SIMILARITY,
     min_overlap: float = MIN_SUPPORT_OVERLAP,
-) -> list[Verdict]:
+) -> list[Support]:
     """The check's verdict on each sentence, with the real embedding model."""
     vectors = np.asarray(embedder.encode([strip_markers(c.claim) for c in claims]), np.float32)
     unique = list(dict.fromkeys(s for c in claims for s in c.judged))  # each encoded once
@@ -86,7 +86,7 @@ def verdicts(
 
 def confusion(
     claims: Sequence[LabelledClaim],
-    scored: Sequence[Verdict],
+    scored: Sequence[Support],
     min_similarity: float,
     min_overlap: float,
 ) -> tuple[int, int]:

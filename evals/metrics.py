@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ class Outcome:
     question: Question
     response: dict[str, Any]
     ranked: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
 
 def load_questions(path: Path, split: str = "all") -> list[Question]:

@@ -13,7 +13,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,6 @@ class _Plan:
     chunks: list[Chunk]
     sentences: list[Sentence]
     old_version: str | None = None
-    needed: list[str] = field(default_factory=list)
 
 
 class TerminalProgress:
