@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from chromadb.errors import ChromaError
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
 
 from assistant.answer import (
@@ -190,7 +191,14 @@ class Assistant:
         """What writes answers by default: 'extractive', or the LLM's description."""
         return "extractive" if self.llm is None else getattr(self.llm, "label", "LLM")
 
-    def ask(self, question: str, history: Sequence[Turn] = (), *, use_llm: bool = True) -> Answer:
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        *,
+        use_llm: bool = True,
+        mode: str | None = None,
+    ) -> Answer:
         """Answer one question; never raises for bad input (status 'error' instead).
 
         The question and history are normalised and bounded here, once. With an LLM configured,
@@ -202,6 +210,7 @@ class Assistant:
             "problem": problem(question, history),
             "history": bounded_history(history),
             "use_llm": use_llm and bool(self.llm),
+            "mode": mode,  # retrieval mode for this question only (evals compare them)
         }
         try:
             answer: Answer = self.chain.invoke(state)
@@ -214,9 +223,7 @@ class Assistant:
         log.error("error answering a question: %s: %s", type(exc).__name__, exc)
         if isinstance(exc, IndexMismatchError):
             return error_answer(str(exc))
-        if isinstance(exc, IndexMissingError | StoreError) or type(exc).__module__.startswith(
-            "chromadb"
-        ):
+        if isinstance(exc, IndexMissingError | StoreError | ChromaError):
             self.reopen()
             return error_answer(
                 "I can't read the document index right now "
@@ -227,13 +234,13 @@ class Assistant:
 
     # -- steps of the chain ---------------------------------------------------------------
 
-    def evidence(self, query: str, *, k: int | None = None) -> Evidence:
+    def evidence(self, query: str, *, k: int | None = None, mode: str | None = None) -> Evidence:
         """Retrieve passages for a query and score their sentences; the gate's verdict on them."""
         gate = self._calibrated()
         retriever = self.retriever
         if not retriever.store.readable():
             raise StoreError(f"the index files at {self.settings.index_dir} are gone")
-        passages = retriever.passages(query, k=k or PASSAGES)
+        passages = retriever.passages(query, k=k or PASSAGES, mode=mode)
         qvec = np.asarray(self._embedder.embed_query(query), dtype=np.float32)
         scored = candidates(
             query,
@@ -268,12 +275,13 @@ class Assistant:
     def respond(self, state: dict[str, Any]) -> Answer:
         """Small talk, an overview, or the grounded answer, whichever the evidence supports."""
         question, history = state["question"], state["history"]
-        alone = self.evidence(question)
+        mode = state.get("mode")
+        alone = self.evidence(question, mode=mode)
         chosen = alone
         if (
             not alone.verdict.answerable or alone.verdict.probability < 1.0 - FOLLOW_UP_MARGIN
         ) and (joined := follow_up_query(question, history)):
-            together = self.evidence(joined)
+            together = self.evidence(joined, mode=mode)
             if together.verdict.answerable and (
                 together.verdict.probability >= alone.verdict.probability + FOLLOW_UP_MARGIN
             ):

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 EXPECTS = ("answer", "refuse", "urgent")
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -121,13 +123,7 @@ def reciprocal_rank(ranked: Sequence[str], sources: Sequence[str]) -> float:
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), linear interpolation; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(np.percentile(values, q)) if len(values) else 0.0
 
 
 def _rate(hits: int, total: int) -> float | None:

@@ -33,22 +33,17 @@ def run(
     on_answer: Callable[[int, Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Ask every question (one warmed-up assistant); record the response and the document ranking."""
-    retriever = assistant.retriever
-    previous = retriever.mode
-    retriever.mode = mode or previous
-    try:
-        outcomes = []
-        for q in questions:
-            answer = assistant.ask(q.question, list(q.history), use_llm=use_llm)
-            ranked: tuple[str, ...] = ()
-            if answer.status in ("answered", "refused") and answer.query:
-                ranked = tuple(d for d, _ in retriever.rank_documents(answer.query, k=10))
-            outcomes.append(Outcome(q, answer.to_json(id=q.id), ranked))
-            if on_answer is not None:
-                on_answer(len(outcomes), outcomes[-1])
-        return outcomes
-    finally:
-        retriever.mode = previous
+    retriever = assistant.retriever  # never changed: users may be chatting on it
+    outcomes = []
+    for q in questions:
+        answer = assistant.ask(q.question, list(q.history), use_llm=use_llm, mode=mode)
+        ranked: tuple[str, ...] = ()
+        if answer.status in ("answered", "refused") and answer.query:
+            ranked = tuple(d for d, _ in retriever.rank_documents(answer.query, k=10, mode=mode))
+        outcomes.append(Outcome(q, answer.to_json(id=q.id), ranked))
+        if on_answer is not None:
+            on_answer(len(outcomes), outcomes[-1])
+    return outcomes
 
 
 def evaluate(outcomes: Sequence[Outcome], corpus_dir: Path) -> dict[str, Any]:

@@ -192,3 +192,11 @@ def test_progress_in_a_log_is_one_line_per_quarter(monkeypatch: pytest.MonkeyPat
     lines = out.getvalue().splitlines()
     assert lines[:5] == [f"embedding: {n}/100 texts" for n in (0, 25, 50, 75, 100)]
     assert lines[-1] == "added a.txt (3 chunks)" and not re.search(r"\r", out.getvalue())
+
+
+def test_percentiles_interpolate_like_numpy() -> None:
+    from evals.metrics import percentile
+
+    assert percentile([], 50) == 0.0
+    assert percentile([10.0, 20.0, 30.0, 40.0], 50) == 25.0
+    assert percentile([1.0, 2.0, 3.0], 95) == pytest.approx(2.9)
