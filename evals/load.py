@@ -134,12 +134,12 @@ def run(url: str, sessions: int, questions: int) -> dict[str, float | int | list
 
 
 @contextmanager
-def served_app(env: dict[str, str] | None = None) -> Iterator[str]:
-    """`python app.py` on a free loopback port; yields its URL."""
+def served_app(env: dict[str, str] | None = None, log_path: Path | None = None) -> Iterator[str]:
+    """`python app.py` on a free loopback port; yields its URL (its output goes to `log_path`)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
+    log = log_path.open("w+") if log_path else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     app = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
         cwd=ROOT,

@@ -6,11 +6,8 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,49 +43,16 @@ def run_cli(
     )
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def served_app(
     corpus: Path, index: Path, log: Path, env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """`python app.py` on a free loopback port until the block ends; yields its URL."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "RAG_CORPUS_DIR": str(corpus),
-        "RAG_INDEX_DIR": str(index),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        **(env or {}),
-    }
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port)],
-            cwd=ROOT,
-            env=environment,
-            stdout=out,
-            stderr=out,
-        )
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 120
-        try:
-            while True:
-                try:
-                    urllib.request.urlopen(url, timeout=2).close()
-                    break
-                except OSError:
-                    assert process.poll() is None, log.read_text()
-                    assert time.time() < deadline, "app did not start"
-                    time.sleep(0.5)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    """`python app.py` over this corpus and index on a free loopback port; yields its URL."""
+    from evals.load import served_app as serve
+
+    paths = {"RAG_CORPUS_DIR": str(corpus), "RAG_INDEX_DIR": str(index)}
+    with serve({**paths, **(env or {})}, log_path=log) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
