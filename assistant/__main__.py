@@ -80,7 +80,7 @@ def _lines() -> Any:
 
 
 def _ask_lines(assistant: Any) -> int:
-    from assistant.chain import error_answer
+    from assistant.replies import error_answer
 
     for record in _lines():
         history = record.get("history") or []

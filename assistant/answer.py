@@ -1,4 +1,4 @@
-"""Evidence scoring, the answerability gate, the extractive composer and citation building.
+"""Evidence scoring, the answerability gate and the extractive composer.
 
 Every quotable sentence of the retrieved passages is a candidate. A cheap score (bi-encoder
 cosine plus the question's words) keeps the best few; a cross-encoder then reads the question
@@ -13,7 +13,6 @@ that passes on its own.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,8 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from assistant.citations import citation, claim_text
 from assistant.lexicon import Vocabulary, index_terms, is_rare, key_terms, numbers, tokens
-from assistant.records import Citation, Claim, claims_markdown
+from assistant.records import Citation, Claim, Fallback, Writer, claims_markdown
 from assistant.retrieval import Passage
 from corpus.records import Sentence
 
@@ -39,7 +39,6 @@ SENTENCE_FEATURES = (
     "numbers_missing",
 )
 QUESTION_FEATURES = tuple(f"best_{name}" for name in SENTENCE_FEATURES)
-_DOC_REFERENCE = re.compile(r"\s*(?:\[\d+(?:[-–,]\s?\d+)*\])+")
 
 
 class Reranker(Protocol):
@@ -180,7 +179,8 @@ class Draft:
 
     claims: tuple[Claim, ...]
     citations: tuple[Citation, ...]
-    made_by: str = "extractive"
+    made_by: Writer = "extractive"
+    fallback: Fallback | None = None
 
     @property
     def text(self) -> str:
@@ -305,30 +305,6 @@ def judge(scored: Sequence[Candidate], gate: Gate) -> Answerability:
         return Answerability(False, 0.0)
     p = gate.question.probability(question_features(scored))
     return Answerability(p >= gate.question.threshold, p, scored[0])
-
-
-def claim_text(sentence: str) -> str:
-    """A quoted sentence as a claim: the document's own [1][2] references removed."""
-    return _DOC_REFERENCE.sub("", sentence).strip()
-
-
-def citation(n: int, candidate: Candidate) -> Citation:
-    """The numbered citation of one quoted sentence (the only place a Citation is built)."""
-    chunk = candidate.passage.chunk
-    return Citation(
-        n=n,
-        doc_id=chunk.doc_id,
-        source=chunk.source,
-        title=chunk.title,
-        kind=chunk.kind,
-        section=chunk.section,
-        quote=candidate.sentence.text,
-        start=candidate.sentence.start,
-        end=candidate.sentence.end,
-        chunk_id=chunk.id,
-        passage=chunk.text,
-        withheld=chunk.withheld,
-    )
 
 
 class ExtractiveGenerator:

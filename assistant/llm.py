@@ -10,24 +10,31 @@ fails, the extractive answer is used instead.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from assistant.answer import Candidate, Draft, ExtractiveGenerator, citation, claim_text
+from assistant.answer import Candidate, Draft, ExtractiveGenerator
+from assistant.citations import citation, claim_text
 from assistant.lexicon import index_terms
-from assistant.records import Citation, Claim
+from assistant.records import Citation, Claim, Fallback
 from corpus.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Tuned on SmolLM2's sentences for the eval set's dev split, labelled by hand (evals/claims.jsonl,
 # `python -m evals.claims`): the loosest pair that keeps none of the unsupported ones.
 MIN_SUPPORT_SIMILARITY = 0.7  # claim vs the closest sentence of the passages it cites
 MIN_SUPPORT_OVERLAP = 0.6  # share of the claim's content words found in that sentence
 MAX_PASSAGES = 5
+FAILURES_TO_PAUSE = 3  # server failures in a row before the LLM counts as unavailable
+PAUSE_S = 60.0  # how long answers stay extractive before the server is asked again
 _TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")  # "0.5 mg" is not an end
 _MARKERS = re.compile(r"\[(\d+)\]")
@@ -171,9 +178,12 @@ def check_claim(
 
 
 class LLMGenerator:
-    """A Generator that asks a chat model, then keeps only the sentences the passages support."""
+    """A Generator that asks a chat model, then keeps only the sentences the passages support.
 
-    name = "llm"
+    After FAILURES_TO_PAUSE server failures in a row the LLM counts as unavailable: answers are
+    extractive, with a `Fallback("unavailable")`, and the server is asked again once PAUSE_S
+    seconds have passed.
+    """
 
     def __init__(
         self,
@@ -181,6 +191,8 @@ class LLMGenerator:
         embedder: Any,
         label: str = "LLM",
         on_checked: Callable[[str, Sequence[Checked]], None] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.chat_model = chat_model
         self.embedder = embedder
@@ -188,17 +200,32 @@ class LLMGenerator:
         self.stats = ClaimStats()
         self.on_checked = on_checked  # sees every checked answer (evals dump them for labelling)
         self.fallback = ExtractiveGenerator()
+        self._clock = clock
+        self._failures_in_a_row = 0
+        self._paused_until = 0.0
+        self.last_error = ""
+
+    @property
+    def available(self) -> bool:
+        """False while the server is paused after repeated failures."""
+        return self._clock() >= self._paused_until
 
     def compose(self, question: str, candidates: Sequence[Candidate]) -> Draft:
         """The LLM's supported sentences with verbatim citations, else the extractive answer."""
+        if not self.available:
+            self.stats.add(fallbacks=1)
+            detail = f"{self.label} is unavailable after repeated failures ({self.last_error})"
+            return self._fallback(question, candidates, Fallback("unavailable", detail))
         passages = _passages(candidates)
         try:
             reply = self.chat_model.invoke(messages(question, passages))
             text = reply.content if isinstance(reply.content, str) else str(reply.content)
         except Exception as exc:  # noqa: BLE001 - any server failure falls back, never hangs
             self.stats.add(failures=1, fallbacks=1)
-            problem = f"{self.label} did not answer ({type(exc).__name__})"
-            return self._fallback(question, candidates, problem)
+            self._failed(exc)
+            detail = f"{self.label} did not answer ({type(exc).__name__})"
+            return self._fallback(question, candidates, Fallback("server", detail))
+        self._failures_in_a_row = 0
         checked = check_claims(text, passages, self.embedder)
         if self.on_checked is not None:
             self.on_checked(question, checked)
@@ -206,13 +233,21 @@ class LLMGenerator:
         self.stats.add(generated=len(checked), kept=len(kept), dropped=len(checked) - len(kept))
         if not kept:
             self.stats.add(fallbacks=1)
-            problem = f"none of the {self.label}'s {len(checked)} sentences were supported"
-            return self._fallback(question, candidates, problem)
+            detail = f"none of the {self.label}'s {len(checked)} sentences were supported"
+            return self._fallback(question, candidates, Fallback("unsupported", detail))
         return _draft(kept)
 
-    def _fallback(self, question: str, candidates: Sequence[Candidate], problem: str) -> Draft:
-        draft = self.fallback.compose(question, candidates)
-        return replace(draft, made_by=f"extractive (fallback: {problem})")
+    def _failed(self, exc: Exception) -> None:
+        self.last_error = type(exc).__name__
+        self._failures_in_a_row += 1
+        log.warning("%s failed (%s in a row): %s", self.label, self._failures_in_a_row, exc)
+        if self._failures_in_a_row >= FAILURES_TO_PAUSE:
+            self._paused_until = self._clock() + PAUSE_S
+            self._failures_in_a_row = 0
+            log.error("%s paused for %.0f s after repeated failures", self.label, PAUSE_S)
+
+    def _fallback(self, question: str, candidates: Sequence[Candidate], why: Fallback) -> Draft:
+        return replace(self.fallback.compose(question, candidates), fallback=why)
 
 
 def messages(question: str, passages: Sequence[tuple[Any, list[Candidate]]]) -> list[Any]:

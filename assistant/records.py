@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Status = Literal["answered", "refused", "urgent", "error"]
+UrgentKind = Literal["emergency", "poison", "crisis"]  # which guidance applies (safety.GUIDANCE)
+Reason = Literal["", "not-covered", "smalltalk", "overview", "emergency", "poison", "crisis"]
+Writer = Literal["", "extractive", "llm"]
+FallbackKind = Literal["server", "unsupported", "instructions", "unavailable"]
 
 
 @dataclass(frozen=True)
@@ -62,20 +69,41 @@ def claims_markdown(claims: tuple[Claim, ...] | list[Claim]) -> str:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """Why an LLM-configured answer shows the documents' own sentences instead.
+
+    `server`: the LLM server failed; `unsupported`: no sentence it wrote was supported by its
+    quote; `instructions`: the question reads as instructions to an LLM; `unavailable`: the
+    server failed repeatedly, so the LLM is not asked for a while.
+    """
+
+    kind: FallbackKind
+    detail: str  # one human sentence, e.g. "the LLM (smollm2) did not answer (ConnectError)"
+
+
+@dataclass(frozen=True)
 class Answer:
     """A response of any status; every one carries the disclaimer."""
 
-    status: str
+    status: Status
     answer: str
     citations: tuple[Citation, ...]
     disclaimer: str
     query: str = ""
     error: str | None = None
     latency_ms: float = 0.0
-    reason: str = ""
-    generator: str = ""
+    reason: Reason = ""
+    made_by: Writer = ""  # who wrote the claims of an answered question
+    fallback: Fallback | None = None  # set when an LLM was asked for but quotes are shown
     suggestions: tuple[str, ...] = ()  # questions the documents answer, near this one
     claims: tuple[Claim, ...] = ()  # an answered question's sentences, for renderers
+
+    @property
+    def generator(self) -> str:
+        """The JSON `generator` field: who wrote it, and why quotes replaced an LLM's text."""
+        if self.fallback is not None:
+            return f"extractive (fallback: {self.fallback.detail})"
+        return self.made_by
 
     def to_json(self, id: str | None = None) -> dict[str, object]:
         """The `python -m assistant ask --json` contract (plus the retrieval query used)."""

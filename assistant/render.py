@@ -123,11 +123,10 @@ def body_html(answer: Answer, key: str, *, upto: int | None = None) -> str:
 def answer_html(answer: Answer, key: str) -> str:
     """The whole chat bubble: answer, its sources, next questions, copy text and disclaimer."""
     note = ""
-    if answer.generator == "llm":
+    if answer.fallback is not None:
+        note = f"Showing the documents' own sentences: {answer.fallback.detail}."
+    elif answer.made_by == "llm":
         note = "Written by the LLM; each sentence was checked against the quote it cites."
-    elif answer.generator.startswith("extractive (fallback: "):
-        reason = answer.generator.removeprefix("extractive (fallback: ").removesuffix(")")
-        note = f"Showing the documents' own sentences: {reason}."
     parts = [
         body_html(answer, key),
         f"<p class='note'><small>{html.escape(note)}</small></p>" if note else "",

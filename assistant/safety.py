@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from assistant.records import UrgentKind
+
 TRIAGE_FILE = Path(__file__).resolve().with_name("triage.json")
 
 DISCLAIMER = (
@@ -25,7 +27,7 @@ DISCLAIMER = (
     "medicine. In an emergency, call your local emergency number."
 )
 
-GUIDANCE = {
+GUIDANCE: dict[UrgentKind, str] = {
     "emergency": (
         "Call your local emergency number now (911 in the US and Canada, 112 in the EU, "
         "999 in the UK). If the person is not breathing, start CPR if you know how, and follow "
@@ -46,7 +48,7 @@ GUIDANCE = {
 
 # The floor: phrases that mean an emergency wherever they occur (kept only where the ablation on
 # the triage set shows they add recall without false alarms: `python -m evals.ablate`).
-FLOOR: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+FLOOR: tuple[tuple[UrgentKind, re.Pattern[str]], ...] = tuple(
     (group, re.compile(pattern, re.I))
     for group, pattern in (
         (
@@ -84,7 +86,7 @@ class Encoder(Protocol):
 class Urgency:
     """Why a message needs emergency help instead of an answer, and what to do."""
 
-    kind: str  # "emergency", "poison" or "crisis": which guidance applies
+    kind: UrgentKind  # which guidance applies
     message: str
     probability: float = 1.0
     by: str = "model"  # "model" or "floor"
@@ -97,7 +99,7 @@ class TriageModel:
     weights: np.ndarray
     bias: float
     threshold: float
-    centroids: dict[str, np.ndarray]
+    centroids: dict[UrgentKind, np.ndarray]
 
     @classmethod
     def load(cls, path: Path = TRIAGE_FILE) -> TriageModel:
@@ -114,12 +116,12 @@ class TriageModel:
         """P(urgent) for one message vector."""
         return float(1.0 / (1.0 + np.exp(-(float(vector @ self.weights) + self.bias))))
 
-    def kind(self, vector: np.ndarray) -> str:
+    def kind(self, vector: np.ndarray) -> UrgentKind:
         """Which guidance fits: the nearest centroid's."""
         return max(self.centroids, key=lambda k: float(vector @ self.centroids[k]))
 
 
-def floor(text: str) -> str | None:
+def floor(text: str) -> UrgentKind | None:
     """The guidance group of the first floor phrase in the text, or None."""
     for group, pattern in FLOOR:
         if pattern.search(text):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from assistant.answer import Draft
-from assistant.chain import check_citations, follow_up_query
+from assistant.citations import check_citations
+from assistant.followup import follow_up_query
 from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
 from assistant.records import Answer, Citation, Claim, claims_markdown
 from assistant.render import answer_html, doc_text, highlight, plain_text, sources_html

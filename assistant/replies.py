@@ -1,0 +1,143 @@
+"""Every reply the assistant words itself: refusals, small talk, overviews, suggestions, errors.
+
+The grounded answer's sentences come from the documents (or a checked LLM); everything said in
+the assistant's own voice is written here, from typed parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from assistant.answer import Draft, heading
+from assistant.records import Answer, Claim, UrgentKind
+from assistant.safety import DISCLAIMER
+from corpus.records import Chunk
+
+SUGGESTIONS = 3
+OVERVIEW_SECTIONS = 6  # sections named per document in an overview; the rest are counted
+SUGGESTION_REACH = 40  # chunks either side searched for other sections (not the whole index)
+
+
+def answered(draft: Draft, query: str, suggestions: tuple[str, ...]) -> Answer:
+    """A grounded answer from a checked draft."""
+    return Answer(
+        "answered",
+        draft.text,
+        draft.citations,
+        DISCLAIMER,
+        query=query,
+        made_by=draft.made_by,
+        fallback=draft.fallback,
+        suggestions=suggestions,
+        claims=draft.claims,
+    )
+
+
+def refusal(query: str, near: Chunk | None, suggestions: tuple[str, ...]) -> Answer:
+    """Say the documents don't answer, what they say closest to it, and what they do answer."""
+    if near is not None:
+        where = f"the {near.kind} “{near.title}”"
+        if near.section and near.section != near.title:
+            where = f"the section “{near.section}” of {where}"
+        head = f"My documents don't answer that. The closest they come is {where}."
+    else:
+        head = "My documents don't answer that."
+    text = head + (" You could ask: " + " · ".join(suggestions) if suggestions else "")
+    return Answer(
+        "refused",
+        text,
+        (),
+        DISCLAIMER,
+        query=query,
+        reason="not-covered",
+        suggestions=suggestions,
+        claims=(Claim(head, ()),),
+    )
+
+
+def small_talk(chunks: Sequence[Chunk], suggestions: tuple[str, ...]) -> Answer:
+    """A short friendly reply that says what can be asked."""
+    text = "Happy to help! " + overview_sentence(chunks)
+    return Answer("answered", text, (), DISCLAIMER, reason="smalltalk", suggestions=suggestions)
+
+
+def overview(text: str, suggestions: tuple[str, ...]) -> Answer:
+    """The documents' overview (see `describe`) as an answer."""
+    return Answer("answered", text, (), DISCLAIMER, reason="overview", suggestions=suggestions)
+
+
+def error_answer(message: str) -> Answer:
+    """Input that is not a question, or a failure, said plainly."""
+    return Answer("error", message, (), DISCLAIMER, error=message)
+
+
+def urgent_answer(message: str, kind: UrgentKind = "emergency") -> Answer:
+    """Emergency guidance only: no retrieval, no dosing."""
+    return Answer(
+        "urgent",
+        f"**This may be an emergency.** {message}",
+        (),
+        DISCLAIMER,
+        reason=kind,
+        claims=(Claim(message, ()),),
+    )
+
+
+def suggestions(
+    chunks: Sequence[Chunk], position: dict[str, int], chunk_ids: Sequence[str]
+) -> tuple[str, ...]:
+    """Questions the documents answer, from the sections nearest these passages."""
+    around = [position[i] for i in chunk_ids if i in position] or [0]
+    if not chunks:
+        return ()
+    asked = {heading(chunks[i]) for i in around}
+    found: list[str] = []
+    for distance in range(1, SUGGESTION_REACH):
+        for j in (i + sign * distance for i in around for sign in (1, -1)):
+            section = chunks[j].section if 0 <= j < len(chunks) else None
+            if section and section != chunks[j].title and section not in asked:
+                asked.add(section)
+                found.append(f"What does the {chunks[j].kind} say about “{section}”?")
+            if len(found) == SUGGESTIONS:
+                return tuple(found)
+    return tuple(found)
+
+
+def describe(chunks: Sequence[Chunk]) -> str:
+    """An overview: each document's title and kind, and the sections it has."""
+    documents: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        documents.setdefault(c.doc_id, []).append(c)
+    if not documents:
+        return "No documents are indexed yet."
+    lines = [f"I answer from {len(documents)} document{'s' if len(documents) > 1 else ''}:"]
+    for parts in sorted(documents.values(), key=lambda p: p[0].title):
+        sections = list(
+            dict.fromkeys(c.section for c in parts if c.section and c.section != c.title)
+        )
+        shown = "; ".join(sections[:OVERVIEW_SECTIONS])
+        more = len(sections) - OVERVIEW_SECTIONS
+        about = f": {shown}" + (f"; and {more} more sections" if more > 0 else "") if shown else ""
+        lines.append(f"- “{parts[0].title}” (a {parts[0].kind}){about}.")
+    return "\n".join(lines)
+
+
+def overview_sentence(chunks: Sequence[Chunk]) -> str:
+    """One sentence naming the documents by title and kind."""
+    entries = {c.doc_id: c for c in chunks}
+    named = [f"“{c.title}” (a {c.kind})" for c in sorted(entries.values(), key=lambda c: c.title)]
+    if not named:
+        return "No documents are indexed yet."
+    return f"I answer questions from my documents: {_join(named, 'and')}."
+
+
+def short(exc: Exception) -> str:
+    """An exception's first line, at most 160 characters, for a message to a user."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _join(items: Sequence[str], conjunction: str) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {conjunction} " + items[-1]
