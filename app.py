@@ -20,13 +20,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from assistant.chain import Assistant
 from assistant.inputs import MAX_QUESTION_CHARS, normalise
@@ -37,9 +33,9 @@ from assistant.safety import DISCLAIMER
 from corpus.embeddings import Embedder
 from corpus.models import SentenceEncoder
 from corpus.screening import Screen
-from corpus.settings import Settings
 from corpus.store import StoreError
 from ingest.pipeline import CorpusError, IngestReport, TerminalProgress, ingest
+from settings import Settings, SettingsError, offline
 
 EXAMPLES = (
     "How much melatonin should I take?",
@@ -484,6 +480,7 @@ def build_ui(
     degraded: str = "",
 ) -> Any:
     """The Blocks app: chat, the document viewer, the Index panel, and the /ask API endpoint."""
+    offline()
     import gradio as gr
 
     admin = AdminCheck(
@@ -741,9 +738,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     started = time.perf_counter()
-    settings = Settings.from_env(host=args.host, port=args.port)
+    try:
+        settings = Settings.from_env(host=args.host, port=args.port)
+    except SettingsError as exc:
+        parser.error(str(exc))
     if not settings.corpus_dir.is_dir():
         sys.exit(f"error: corpus folder not found: {settings.corpus_dir}")
     # Gradio's files go to a folder of this run's own, removed at exit; uploads are closed anyway.
@@ -765,7 +767,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.copytree(settings.index_dir / "chroma", copy / "chroma")
         log.warning("the index can't be opened in place (%s): serving a copy", exc)
         degraded += " The index folder is read-only, so a copy of it is served."
-        assistant = Assistant(replace(settings, index_dir=copy), embedder=embedder, encoder=encoder)
+        assistant = Assistant(settings.replace(index_dir=copy), embedder=embedder, encoder=encoder)
         try:
             assistant.warm_up()
         except (IndexMissingError, StoreError) as again:
@@ -773,6 +775,7 @@ def main(argv: list[str] | None = None) -> None:
     except IndexMissingError as exc:
         sys.exit(f"error: {exc}")
     demo = build_ui(settings, assistant, embedder, screen, degraded=degraded)
+    offline()
     import gradio as gr
     from starlette.middleware import Middleware
 

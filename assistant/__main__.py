@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
+
+from settings import offline
 
 
 def main(argv: list[str] | None = None) -> int:
     """Answer questions (ask) or rank documents (search) from the command line."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser("ask", help="answer one question, or JSON lines from stdin")
@@ -32,10 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from assistant.chain import Assistant
     from assistant.retrieval import IndexMissingError
-    from corpus.settings import Settings
     from corpus.store import StoreError
+    from settings import Settings, SettingsError
 
-    settings = Settings.from_env(index_dir=args.index)
+    try:
+        settings = Settings.from_env(index_dir=args.index)
+    except SettingsError as exc:
+        parser.error(str(exc))
     if not (settings.chroma_host or (settings.index_dir / "chroma").is_dir()):
         print(
             f"error: no index at {settings.index_dir}: run `make ingest` (python -m ingest) first",

@@ -39,8 +39,8 @@ from assistant.safety import Triage, is_injection
 from corpus.embeddings import Embedder
 from corpus.models import CrossEncoder, SentenceEncoder
 from corpus.records import Chunk
-from corpus.settings import Settings
 from corpus.store import Store, StoreError
+from settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from assistant.answer import Candidate, Draft, ExtractiveGenerator
 from assistant.citations import citation, claim_text
 from assistant.lexicon import index_terms
 from assistant.records import Citation, Claim, Fallback
-from corpus.settings import Settings
+from corpus.sentences import sentences
+from settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ MAX_PASSAGES = 5
 FAILURES_TO_PAUSE = 3  # server failures in a row before the LLM counts as unavailable
 PAUSE_S = 60.0  # how long answers stay extractive before the server is asked again
 _TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")  # "0.5 mg" is not an end
 _MARKERS = re.compile(r"\[(\d+)\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|cannot|without)\b|n[’']t\b", re.I)
@@ -93,9 +93,7 @@ def make_chat_model(settings: Settings) -> Any:
             num_predict=300,
             client_kwargs={"timeout": settings.llm_timeout},
         )
-    raise LLMUnavailableError(
-        f"unknown RAG_GENERATOR {settings.generator!r}: use extractive, openai or ollama"
-    )
+    raise LLMUnavailableError(f"RAG_GENERATOR={settings.generator} names no chat model")
 
 
 @dataclass
@@ -274,7 +272,7 @@ def _passages(candidates: Sequence[Candidate]) -> list[tuple[Any, list[Candidate
 def split_claims(text: str) -> list[str]:
     """The generated text as sentences, each keeping its markers ("x. [1]" reads as "x [1].")."""
     text = _TRAILING_MARKERS.sub(r"\2\1", text)
-    parts = (p.strip(" -*•\t") for p in _SENTENCE_END.split(text))
+    parts = (p.strip(" -*•\t") for line in text.splitlines() for p in sentences(line))
     return [p for p in parts if p]
 
 

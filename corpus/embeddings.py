@@ -7,20 +7,19 @@ once to ONNX and run by onnxruntime: the same vectors, and no torch import when 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from corpus.settings import PROJECT, Settings
+from corpus.onnx_model import OnnxModel, model_id
+from settings import PROJECT, Backend, Settings, offline
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
 
 
 class Embedder(Embeddings):
@@ -35,7 +34,7 @@ class Embedder(Embeddings):
         self,
         model_path: str | Path,
         batch_size: int = 8,
-        backend: str = "onnx",
+        backend: Backend = "onnx",
         cache_dir: str | Path = PROJECT / ".models",
     ) -> None:
         if backend not in BACKENDS:
@@ -61,10 +60,8 @@ class Embedder(Embeddings):
 
         `torch` and `onnx` share one (their vectors agree to 1e-6); `onnx-int8` has its own.
         """
-        config = Path(self.model_path, "config.json")
-        digest = hashlib.sha256(config.read_bytes() if config.is_file() else b"").hexdigest()[:12]
         precision = "int8" if self.backend == "onnx-int8" else "fp32"
-        return f"{Path(self.model_path).name}:{digest}:{precision}"
+        return f"{model_id(self.model_path)}:{precision}"
 
     def warm_up(self) -> None:
         """Load the model once (exporting it to ONNX first if needed); later calls do nothing."""
@@ -75,9 +72,7 @@ class Embedder(Embeddings):
                 self._load()
 
     def _load(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        offline()
         if not Path(self.model_path, "modules.json").is_file():
             raise FileNotFoundError(
                 f"no sentence-transformers model at {self.model_path} (set RAG_EMBED_MODEL)"
@@ -89,8 +84,6 @@ class Embedder(Embeddings):
             hf_logging.disable_progress_bar()
             self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
         else:
-            from corpus.onnx_model import OnnxModel
-
             self._model = OnnxModel.load(
                 self.model_path, self.cache_dir, quantized=self.backend == "onnx-int8"
             )

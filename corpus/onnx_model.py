@@ -6,6 +6,7 @@ onnxruntime and tokenizers, which import in well under a second where torch take
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -75,11 +76,16 @@ class OnnxModel:
         return out
 
 
+def model_id(model_path: str | Path) -> str:
+    """Names a model folder by its name and a digest of its config: `name:digest`."""
+    config = Path(model_path, "config.json")
+    digest = hashlib.sha256(config.read_bytes() if config.is_file() else b"").hexdigest()[:12]
+    return f"{Path(model_path).name}:{digest}"
+
+
 def export(source: Path, cache_dir: Path, *, quantized: bool) -> Path:
     """The ONNX file for this model (int8 weights when quantized), exported once per model."""
-    from corpus.embeddings import Embedder
-
-    folder = cache_dir / Embedder(source).space.rsplit(":", 1)[0].replace(":", "-")
+    folder = cache_dir / model_id(source).replace(":", "-")
     fp32 = folder / "model.onnx"
     int8 = folder / "model-int8.onnx"
     target = int8 if quantized else fp32

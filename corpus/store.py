@@ -22,7 +22,7 @@ import chromadb
 import numpy as np
 
 from corpus.records import Chunk, DocumentEntry, Flagged, Sentence
-from corpus.settings import Settings
+from settings import Settings
 
 CHUNKS, SENTENCES, DOCUMENTS, STATE = "chunks", "sentences", "documents", "state"
 DATABASE = "chroma.sqlite3"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from settings import offline
 
 HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the question set; print the table; exit 1 when a threshold is missed."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__)
     parser.add_argument("--questions", type=Path, default=HERE / "questions.jsonl")
     parser.add_argument("--report", type=Path, default=HERE / "reports")
@@ -25,7 +26,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from assistant.chain import Assistant
     from assistant.retrieval import MODES, IndexMissingError
-    from corpus.settings import Settings
     from evals.metrics import QuestionSetError, load_questions
     from evals.runner import (
         compare_table,
@@ -36,13 +36,17 @@ def main(argv: list[str] | None = None) -> int:
         violations,
         write_reports,
     )
+    from settings import Settings, SettingsError
 
     try:
         questions = load_questions(args.questions, args.split)
     except (OSError, QuestionSetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = Settings.from_env(index_dir=args.index, corpus_dir=args.corpus)
+    try:
+        settings = Settings.from_env(index_dir=args.index, corpus_dir=args.corpus)
+    except SettingsError as exc:
+        parser.error(str(exc))
     assistant = Assistant(settings)
     try:
         assistant.warm_up()

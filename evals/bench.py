@@ -20,13 +20,11 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -34,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from evals.latency import QUESTIONS, query_latency
+from evals.load import free_port, wait_until_up
+from settings import offline
 
 REPEATS = 3  # throughputs are medians of this many runs (the machine is noisy)
 
@@ -77,8 +77,8 @@ def encoder_limit(
 
 def project_ingest(embedder: Any, workdir: Path) -> dict[str, float]:
     """Full ingest of the seed corpus into a new index (median of runs), then a no-change one."""
-    from corpus.settings import Settings
     from ingest.pipeline import ingest
+    from settings import Settings
 
     seconds = []
     for n in range(REPEATS):  # each into a new index; the last one is kept
@@ -132,43 +132,32 @@ def app_start(index_dir: Path, workdir: Path) -> dict[str, float]:
     """Seconds from `python app.py` to a served page, and peak RSS after 20 answers."""
     port = free_port()
     env = {**os.environ, "RAG_INDEX_DIR": str(index_dir), "RAG_CORPUS_DIR": str(CORPUS)}
-    started = time.perf_counter()
-    log = open(workdir / "app.log", "w")  # noqa: SIM115 - closed below
-    app = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
     url = f"http://127.0.0.1:{port}/"
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if app.poll() is not None or time.perf_counter() - started > 180:
-                    raise RuntimeError((workdir / "app.log").read_text()) from None
-                time.sleep(0.1)
-        ready = time.perf_counter() - started
-        from gradio_client import Client
-
-        client = Client(url, verbose=False)
-        for question in QUESTIONS * 3:
-            client.predict(question, [], api_name="/ask")
-        status = Path(f"/proc/{app.pid}/status").read_text()
-        peak_kb = int(
-            next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+    started = time.perf_counter()
+    with open(workdir / "app.log", "w+") as log:
+        app = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
-    finally:
-        app.terminate()
-        app.wait(timeout=20)
-        log.close()
+        try:
+            wait_until_up(url, app, timeout=180, log=log, what="the app", interval=0.1)
+            ready = time.perf_counter() - started
+            from gradio_client import Client
+
+            client = Client(url, verbose=False)
+            for question in QUESTIONS * 3:
+                client.predict(question, [], api_name="/ask")
+            status = Path(f"/proc/{app.pid}/status").read_text()
+            peak_kb = int(
+                next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+            )
+        finally:
+            app.terminate()
+            app.wait(timeout=20)
     return {"ready_seconds": ready, "peak_rss_mb": peak_kb / 1024}
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -176,23 +165,15 @@ def chroma_server(path: Path, log_file: Path) -> Iterator[int]:
     """`chroma run` on a loopback port serving this persisted folder; yields the port."""
     port = free_port()
     chroma = Path(sys.executable).parent / "chroma"
-    with open(log_file, "w") as log:
+    with open(log_file, "w+") as log:
         server = subprocess.Popen(
             [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
             stdout=log,
             stderr=log,
         )
         try:
-            deadline = time.perf_counter() + 60
-            while True:
-                try:
-                    url = f"http://127.0.0.1:{port}/api/v2/heartbeat"
-                    urllib.request.urlopen(url, timeout=2).close()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.perf_counter() > deadline:
-                        raise RuntimeError(log_file.read_text()) from None
-                    time.sleep(0.2)
+            heartbeat = f"http://127.0.0.1:{port}/api/v2/heartbeat"
+            wait_until_up(heartbeat, server, timeout=60, log=log, what="chroma")
             yield port
         finally:
             server.terminate()
@@ -240,8 +221,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every measurement, print the table, write results.md, results.json and results.png."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    offline()
     from evals.scifact import DEFAULT_CACHE, DEFAULT_DATA
 
     parser = argparse.ArgumentParser(prog="python -m evals.bench", description=__doc__)
@@ -253,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from assistant.chain import Assistant
     from corpus.embeddings import BACKENDS, Embedder
-    from corpus.settings import Settings
     from evals import growth, scifact
+    from settings import Settings
 
     settings = Settings.from_env()
     try:
@@ -269,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = seed_texts()
         limits = {
             b: encoder_limit(
-                Embedder.from_settings(replace(settings, embed_backend=b)), texts, (8, 16, 32)
+                Embedder.from_settings(settings.replace(embed_backend=b)), texts, (8, 16, 32)
             )
             for b in BACKENDS
         }
@@ -278,20 +258,20 @@ def main(argv: list[str] | None = None) -> int:
         ours = project_ingest(embedder, workdir)
         peer = tutorial_pipeline(settings.model_path(), workdir)
         seed_dir = Path(ours["index_dir"])
-        seed_index = replace(settings, corpus_dir=CORPUS, index_dir=seed_dir)
+        seed_index = settings.replace(corpus_dir=CORPUS, index_dir=seed_dir)
         assistant = Assistant(seed_index, embedder=embedder)
         assistant.warm_up()
         results.update(limits=limits, ours=ours, peer=peer)
         results["latency"] = query_latency(assistant, args.rounds)
         if dataset is not None:
             index, report = scifact.build_index(args.data, args.cache, settings.embed_backend)
-            on_disk = replace(settings, index_dir=index, search_only=True)
+            on_disk = settings.replace(index_dir=index, search_only=True)
             results["scifact_ingest"] = report
             results["scifact"] = scifact.evaluate(on_disk, dataset)
             results["scifact_cli"] = scifact.search_cli(index, dataset, settings.embed_backend)
             int8_index, _ = scifact.build_index(args.data, args.cache, "onnx-int8")
             results["scifact_int8"] = scifact.evaluate(
-                replace(on_disk, index_dir=int8_index, embed_backend="onnx-int8"),
+                on_disk.replace(index_dir=int8_index, embed_backend="onnx-int8"),
                 dataset,
                 ("dense", "hybrid"),
             )
@@ -299,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(index / "chroma", served / "scifact")
             shutil.copytree(seed_dir / "chroma", served / "seed")
             with chroma_server(served / "scifact", workdir / "chroma-scifact.log") as port:
-                remote = replace(on_disk, chroma_host="127.0.0.1", chroma_port=port)
+                remote = on_disk.replace(chroma_host="127.0.0.1", chroma_port=port)
                 results["server_scifact"] = scifact.evaluate(remote, dataset, ("hybrid",))
             with chroma_server(served / "seed", workdir / "chroma-seed.log") as port:
                 remote = replace(seed_index, chroma_host="127.0.0.1", chroma_port=port)

@@ -71,8 +71,8 @@ def contains_answer(text: str, answers: Sequence[str]) -> bool:
 def external_assistant(dataset: Dataset, cache: Path = CACHE, gate: Gate = NEUTRAL):
     """An assistant over the dataset's corpus, ingested (incrementally) into the cache."""
     from assistant.chain import Assistant
-    from corpus.settings import Settings
     from ingest.pipeline import ingest
+    from settings import Settings
 
     corpus = cache / dataset.corpus_name / "corpus"
     dataset.write_corpus(corpus)

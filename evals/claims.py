@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from assistant.llm import (
     check_claim,
     strip_markers,
 )
+from settings import offline
 
 HERE = Path(__file__).resolve().parent
 CLAIMS = HERE / "claims.jsonl"
@@ -101,13 +101,13 @@ def confusion(
 
 def main(argv: list[str] | None = None) -> int:
     """Print the grid; fail when the thresholds in use keep an unsupported sentence."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     parser = argparse.ArgumentParser(prog="python -m evals.claims", description=__doc__)
     parser.add_argument("--claims", type=Path, default=CLAIMS)
     args = parser.parse_args(argv)
 
     from corpus.embeddings import Embedder
-    from corpus.settings import Settings
+    from settings import Settings
 
     claims = load_claims(args.claims)
     embedder = Embedder.from_settings(Settings.from_env())

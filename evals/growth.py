@@ -43,8 +43,8 @@ def measure(index: Path, sizes: tuple[int, ...] = SIZES, queries: int = 100) -> 
     import chromadb
 
     from assistant.lexicon import index_terms
-    from corpus.settings import Settings
     from corpus.store import Store
+    from settings import Settings
 
     source = Store.open(Settings(index_dir=index))
     got = source.chunks.get(include=["embeddings", "documents"])

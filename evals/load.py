@@ -22,9 +22,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from assistant.safety import DISCLAIMER
 from evals.metrics import percentile
+from settings import offline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,12 +135,43 @@ def run(url: str, sessions: int, questions: int) -> dict[str, float | int | list
     }
 
 
+def free_port() -> int:
+    """A free loopback TCP port (nothing holds it once this returns)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(
+    url: str,
+    process: subprocess.Popen,
+    timeout: float,
+    log: IO[str] | None = None,
+    what: str = "the server",
+    interval: float = 0.2,
+) -> None:
+    """Poll `url` until it answers; RuntimeError (with the log, opened "w+") if `process` exits
+    or `timeout` seconds pass first."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.perf_counter() > deadline:
+                output = ""
+                if log is not None:
+                    log.flush()
+                    log.seek(0)
+                    output = log.read()
+                raise RuntimeError(f"{what} did not start at {url}:\n{output}") from None
+            time.sleep(interval)
+
+
 @contextmanager
 def served_app(env: dict[str, str] | None = None, log_path: Path | None = None) -> Iterator[str]:
     """`python app.py` on a free loopback port; yields its URL (its output goes to `log_path`)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = log_path.open("w+") if log_path else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     app = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
@@ -149,16 +182,7 @@ def served_app(env: dict[str, str] | None = None, log_path: Path | None = None) 
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.perf_counter() + 300
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if app.poll() is not None or time.perf_counter() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"the app did not start:\n{log.read()}") from None
-                time.sleep(0.2)
+        wait_until_up(url, app, timeout=300, log=log, what="the app")
         yield url
     finally:
         app.terminate()
@@ -183,7 +207,7 @@ def report(result: dict[str, float | int | list[str]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the load test; exit 1 on any error, missing citation or disclaimer, or cross-talk."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     parser = argparse.ArgumentParser(prog="python -m evals.load", description=__doc__)
     parser.add_argument("--url", help="a running app (loopback only); default: start one")
     parser.add_argument("--sessions", type=int, default=20)

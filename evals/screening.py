@@ -22,13 +22,13 @@ import hashlib
 import json
 import logging
 import random
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from corpus.screening import SCREEN_FILE, ScreenModel
+from corpus.sentences import sentences as split
 from evals.calibrate import CACHE, TRIAGE_SET, publish
 from evals.datasets import DEFAULT_DATA, DatasetMissingError, covidqa, squad
 
@@ -38,13 +38,12 @@ SEED_DOCUMENTS = HERE.parent / "corpus" / "documents"
 THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5 ... 0.95
 NATURAL_PER_SET = 1200  # sentences per dataset and half
 C = 16.0
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"(])")
 log = logging.getLogger("evals.screening")
 
 
 def sentences(text: str) -> list[str]:
     """Rough sentences of an article, for sampling ordinary text (not used by the product)."""
-    return [s.strip() for s in _SENTENCE.split(text) if 25 <= len(s.strip()) <= 400]
+    return [s for s in split(text) if 25 <= len(s) <= 400]
 
 
 def directive_rows(split: str) -> tuple[list[str], np.ndarray]:

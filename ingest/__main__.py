@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
+
+from settings import offline
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one incremental ingest; exit 0 when the index matches the corpus, 2 on usage errors."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
     parser.add_argument(
         "--corpus", help="documents folder (default: RAG_CORPUS_DIR or corpus/documents)"
@@ -28,13 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from corpus.settings import Settings
     from corpus.store import StoreError
     from ingest.pipeline import CorpusError, TerminalProgress, ingest
+    from settings import Settings, SettingsError
 
-    settings = Settings.from_env(
-        corpus_dir=args.corpus, index_dir=args.index, search_only=args.search_only
-    )
+    try:
+        settings = Settings.from_env(
+            corpus_dir=args.corpus, index_dir=args.index, search_only=args.search_only
+        )
+    except SettingsError as exc:
+        parser.error(str(exc))
     try:
         with TerminalProgress() as progress:
             report = ingest(settings, rebuild=args.rebuild, progress=progress, log=progress.write)

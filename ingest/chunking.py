@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from corpus.records import Chunk, Sentence
+from corpus.sentences import sentence_spans as split_sentences
 from ingest.loaders import BULLET, Block, LoadedDocument
 
 MAX_CHARS = 900  # ~200 word pieces: inside all-MiniLM-L6-v2's 256-token window with a heading
-_SENTENCE_END = re.compile(r"[.!?](?:[\"”’)\]]|\[\d+(?:[-–,]\d+)*\])*(\s+)(?=[\"“‘(\[]?[A-Z0-9•])")
-_ABBREVIATIONS = {"e.g", "i.e", "al", "vs", "dr", "mr", "mrs", "ms", "fig", "approx", "no", "st"}
 _FINAL_PUNCTUATION = tuple(".!?,;:")
 
 
@@ -110,16 +108,9 @@ def sentence_spans(text: str, block: Block) -> list[tuple[int, int]]:
         marker = BULLET.match(text, start)
         if marker:
             start = marker.end()
-    spans, begin = [], start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        before = re.search(r"([\w.]+)\.$", text[begin : match.start() + 1])
-        word = before.group(1).lower() if before else ""
-        if text[match.start()] == "." and (word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", word)):
-            continue
-        spans.append((begin, match.start(1)))
-        begin = match.end()
-    spans.append((begin, end))
-    return [piece for s, e in spans if text[s:e].strip() for piece in _hard_split(text, s, e)]
+    return [
+        piece for s, e in split_sentences(text, start, end) for piece in _hard_split(text, s, e)
+    ]
 
 
 def _hard_split(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -112,26 +112,50 @@ def _close(blocks: list[Block], current: list[int] | None) -> None:
 
 
 def _load_markdown(text: str) -> LoadedDocument:
-    body_start, title = 0, None
+    """Blocks from markdown-it-py's parse: headings, paragraphs, list items, code and tables."""
+    from markdown_it import MarkdownIt
+
+    title = None
+    parsed = text
     front = re.match(r"---\r?\n(.*?)\r?\n---\r?\n", text, re.S)
-    if front:
-        body_start = front.end()
+    if front:  # YAML front matter: read its title, and parse the rest with the same line numbers
         found = re.search(r"^title:\s*[\"']?(.+?)[\"']?\s*$", front.group(1), re.M)
         title = found.group(1) if found else None
+        parsed = "\n" * front.group(0).count("\n") + text[front.end() :]
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
     blocks: list[Block] = []
-    for block in plain_blocks(text, body_start):
-        line = text[block.start : block.end]
-        heading = re.match(r"(#{1,6})\s+(.*?)\s*#*\s*$", line.split("\n", 1)[0])
-        if heading:
-            start = block.start + heading.start(2)
-            blocks.append(Block("heading", start, start + len(heading.group(2))))
-            title = title or heading.group(2)
-            rest = line.find("\n")
-            if rest != -1:
-                blocks.extend(plain_blocks(text[: block.end], block.start + rest + 1))
-        else:
-            blocks.append(block)
-    return LoadedDocument(text=text, blocks=tuple(blocks), title=title, plain=False)
+    tokens = MarkdownIt("commonmark").enable("table").parse(parsed)
+    in_item = 0
+    for i, token in enumerate(tokens):
+        in_item += {"list_item_open": 1, "list_item_close": -1}.get(token.type, 0)
+        if token.map is None or token.nesting == -1:
+            continue
+        first, last = token.map
+        start, end = starts[first], starts[min(last, len(lines))]
+        if token.type == "heading_open":
+            heading = tokens[i + 1].content
+            where = text.find(heading, start, end) if heading else -1
+            if where != -1:
+                blocks.append(Block("heading", where, where + len(heading)))
+                title = title or heading
+        elif token.type == "paragraph_open" and in_item:
+            if not blocks or blocks[-1].kind != "item" or blocks[-1].start < start:
+                blocks.append(_trimmed(text, "item", start, end))
+        elif token.type in ("paragraph_open", "fence", "code_block", "table_open"):
+            blocks.append(_trimmed(text, "text", start, end))
+    return LoadedDocument(
+        text=text, blocks=tuple(b for b in blocks if b.end > b.start), title=title, plain=False
+    )
+
+
+def _trimmed(text: str, kind: str, start: int, end: int) -> Block:
+    """A block of these lines, without the surrounding whitespace."""
+    piece = text[start:end]
+    lead = len(piece) - len(piece.lstrip())
+    return Block(kind, start + lead, start + len(piece.rstrip()))
 
 
 class _HtmlText(HTMLParser):

@@ -6,6 +6,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -23,12 +24,14 @@ import numpy as np
 from corpus.embeddings import Embedder
 from corpus.records import Chunk, DocumentEntry, Flagged, Sentence
 from corpus.screening import Screen
-from corpus.settings import Settings
 from corpus.store import Store, StoreError
 from ingest.chunking import MAX_CHARS, chunk_document
 from ingest.loaders import MAX_BYTES, LoadError, load
+from settings import Settings
 
-PIPELINE_VERSION = f"5:{MAX_CHARS}"  # change it and every document is re-chunked
+logger = logging.getLogger("ingest")
+
+PIPELINE_VERSION = f"6:{MAX_CHARS}"  # change it and every document is re-chunked
 METADATA_FILE = "sources.toml"
 HIDDEN = "hidden: the name starts with '.' (rename it to ingest it)"
 _WRITE_BATCH = 256  # texts embedded before a group of documents is written and published
@@ -98,7 +101,7 @@ class TerminalProgress:
             quarter = 4 * done // total
             if quarter != self._quarter:
                 self._quarter = quarter
-                print(f"embedding: {done}/{total} texts", file=sys.stderr, flush=True)
+                logger.info("embedding: %d/%d texts", done, total)
             return
         if self.bar is None:
             from tqdm import tqdm
@@ -111,7 +114,7 @@ class TerminalProgress:
         if self.bar is not None:
             self.bar.write(message, file=sys.stderr)
         else:
-            print(message, file=sys.stderr, flush=True)
+            logger.info("%s", message)
 
     def __enter__(self) -> TerminalProgress:
         return self
@@ -208,10 +211,6 @@ def _version(source: str, data: bytes, meta: dict[str, str]) -> str:
     return h.hexdigest()[:20]
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def ingest(
     settings: Settings,
     *,
@@ -219,7 +218,7 @@ def ingest(
     embedder: Embedder | None = None,
     store: Store | None = None,
     screen: Screen | None = None,
-    log: Callable[[str], None] = _stderr,
+    log: Callable[[str], None] = logger.info,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Bring the index in line with the corpus folder, embedding only new text."""
