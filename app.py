@@ -764,7 +764,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {exc}")
         # Chroma opens its files for writing even to read: serve a copy of a read-only index
         copy = Path(scratch, "index")
-        shutil.copytree(settings.index_dir / "chroma", copy / "chroma")
+        shutil.copytree(settings.index_dir, copy, ignore=shutil.ignore_patterns("feedback.jsonl"))
         log.warning("the index can't be opened in place (%s): serving a copy", exc)
         degraded += " The index folder is read-only, so a copy of it is served."
         assistant = Assistant(settings.replace(index_dir=copy), embedder=embedder, encoder=encoder)

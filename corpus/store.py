@@ -1,9 +1,9 @@
-"""The only code that touches Chroma: chunks, sentences and the manifest of live versions.
+"""The index: chunk and sentence vectors in Chroma, and the manifest of live versions beside them.
 
 Crash safety rests on one rule: a document version's chunks are written first, the manifest
-entry that makes them live is switched second, and the old version is deleted last. Readers only
-ever see versions named in the manifest, so a half-written version is invisible and the next
-ingest deletes it.
+entry that makes them live is switched second (one SQLite transaction, `manifest.py`), and the
+old version is deleted last. Readers only ever see versions named in the manifest, so a
+half-written version is invisible and the next ingest deletes it.
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import chromadb
 import numpy as np
 
+from corpus.manifest import FILE as MANIFEST_FILE
+from corpus.manifest import Manifest
 from corpus.records import Chunk, DocumentEntry, Flagged, Sentence
 from settings import Settings
 
-CHUNKS, SENTENCES, DOCUMENTS, STATE = "chunks", "sentences", "documents", "state"
+CHUNKS, SENTENCES = "chunks", "sentences"
+LEGACY = ("documents", "state")  # where the manifest lived in Chroma before it had its own file
 DATABASE = "chroma.sqlite3"
 _BATCH = 1000
 # The index stamp (generation and last write) each folder's Chroma system in this process has
@@ -45,9 +45,10 @@ def version_of(record_id: str) -> str:
 class Store:
     """A Chroma database holding one index; embedded on disk, or a `chroma run` server."""
 
-    def __init__(self, client: Any, location: str) -> None:
+    def __init__(self, client: Any, location: str, manifest: Manifest) -> None:
         self.client = client
         self.location = location
+        self.manifest = manifest
         self._open_collections()
 
     @classmethod
@@ -67,7 +68,9 @@ class Store:
                     _forget_client(path)  # a deleted index: drop Chroma's cached handles to it
                 client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
                 location = str(path)
-            return cls(client, location).current()
+            settings.index_dir.mkdir(parents=True, exist_ok=True)
+            manifest = Manifest(settings.index_dir / MANIFEST_FILE)
+            return cls(client, location, manifest).current()
         except Exception as exc:  # chromadb raises many types; say where and why
             raise StoreError(f"cannot open the index at {settings.index_dir}: {exc}") from exc
 
@@ -76,6 +79,7 @@ class Store:
         """Delete an embedded index's files (even unreadable ones) and open it empty."""
         path = settings.index_dir / "chroma"
         shutil.rmtree(path, ignore_errors=True)
+        (settings.index_dir / MANIFEST_FILE).unlink(missing_ok=True)
         _forget_client(path)
         return cls.open(settings)
 
@@ -90,7 +94,7 @@ class Store:
         """
         if self.location.startswith("http"):
             return self
-        seen = self._stamp()
+        seen = self.manifest.stamp()
         if _SEEN.setdefault(self.location, seen) == seen:
             return self
         _reload_system(self.location)
@@ -100,99 +104,65 @@ class Store:
                 path=self.location, settings=chromadb.Settings(anonymized_telemetry=False)
             ),
             self.location,
+            self.manifest,
         )
 
     def readable(self) -> bool:
         """Is the index still there? (An embedded index's files can be deleted under us.)"""
-        if self.location.startswith("http"):
-            return True
-        return Path(self.location, DATABASE).is_file()
+        if not self.manifest.path.is_file():
+            return False
+        return self.location.startswith("http") or Path(self.location, DATABASE).is_file()
 
     def _open_collections(self) -> None:
         cosine = {"hnsw": {"space": "cosine", "ef_search": 200}}
         get = self.client.get_or_create_collection
         self.chunks = get(CHUNKS, embedding_function=None, configuration=cosine)
         self.sentences = get(SENTENCES, embedding_function=None, configuration=cosine)
-        self.manifest = get(DOCUMENTS, embedding_function=None)
-        self.state = get(STATE, embedding_function=None)
 
     def reset(self) -> None:
         """Drop everything in this index."""
-        for name in (CHUNKS, SENTENCES, DOCUMENTS, STATE):
+        self.manifest.clear()
+        for name in (CHUNKS, SENTENCES, *LEGACY):
             with contextlib.suppress(Exception):  # absent already
                 self.client.delete_collection(name)
         self._open_collections()
 
-    # -- the manifest -----------------------------------------------------------------------
+    # -- the manifest (manifest.py) -------------------------------------------------------
 
     def documents(self) -> dict[str, DocumentEntry]:
         """The live version of every indexed source, by source path."""
-        got = self.manifest.get(include=["metadatas"])
-        return {
-            source: DocumentEntry(source=source, **meta)  # type: ignore[arg-type]
-            for source, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
-        }
+        return self.manifest.documents()
 
     def generation(self) -> str:
         """A token that changes whenever the set of live versions changes."""
-        got = self.state.get(ids=["generation"], include=["metadatas"])
-        return str(got["metadatas"][0]["value"]) if got["ids"] else ""
+        return self.manifest.get("generation")[0]
 
     def last_ingest(self) -> str:
         """When the live set last changed (ISO time), or '' for a new index."""
-        got = self.state.get(ids=["generation"], include=["metadatas"])
-        return str(got["metadatas"][0]["updated"]) if got["ids"] else ""
+        return self.manifest.get("generation")[1]
 
     def profile(self) -> str:
         """How this index was built (embedding space, sentences or search-only), or ''."""
-        got = self.state.get(ids=["profile"], include=["metadatas"])
-        return str(got["metadatas"][0]["value"]) if got["ids"] else ""
+        return self.manifest.get("profile")[0]
 
     def set_profile(self, profile: str) -> None:
         """Record how this index is built; ingest checks it before reusing any vector."""
-        self.state.upsert(ids=["profile"], embeddings=[[1.0]], metadatas=[{"value": profile}])
+        self.manifest.set("profile", profile)
 
     def publish(self, entries: Sequence[DocumentEntry]) -> None:
         """Make these versions live (their chunks must already be written)."""
-        if entries:
-            metas = [{k: v for k, v in asdict(e).items() if k != "source"} for e in entries]
-            ids = [e.source for e in entries]
-            for i in range(0, len(ids), _BATCH):
-                self.manifest.upsert(
-                    ids=ids[i : i + _BATCH],
-                    embeddings=[[1.0]] * len(ids[i : i + _BATCH]),
-                    metadatas=metas[i : i + _BATCH],
-                )
-            self._bump()
+        self.manifest.publish(entries)
+        _SEEN[self.location] = self.manifest.stamp()  # made through this process: it is current
 
     def unpublish(self, sources: Sequence[str]) -> None:
         """Take these sources out of the live set."""
-        if sources:
-            self.manifest.delete(ids=list(sources))
-            self._bump()
-
-    def _stamp(self) -> str:
-        """The generation and the last write's token: what another process changes."""
-        got = self.state.get(ids=["generation", "written"], include=["metadatas"])
-        return "|".join(
-            sorted(f"{i}={m['value']}" for i, m in zip(got["ids"], got["metadatas"], strict=True))
-        )
-
-    def _bump(self) -> None:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        self.state.upsert(
-            ids=["generation"],
-            embeddings=[[1.0]],
-            metadatas=[{"value": uuid.uuid4().hex, "updated": now}],
-        )
-        _SEEN[self.location] = self._stamp()  # through this process's system: it is current
+        self.manifest.unpublish(sources)
+        _SEEN[self.location] = self.manifest.stamp()
 
     def _touch(self) -> None:
         """Mark a write before making it, so a reader elsewhere knows its view is old."""
-        self.state.upsert(
-            ids=["written"], embeddings=[[1.0]], metadatas=[{"value": uuid.uuid4().hex}]
-        )
-        _SEEN[self.location] = self._stamp()
+        self.manifest.touch()
+        _SEEN[self.location] = self.manifest.stamp()
 
     # -- chunks and sentences ---------------------------------------------------------------
 

@@ -8,24 +8,23 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-os.environ["ANONYMIZED_TELEMETRY"] = "False"
 for _key in [k for k in os.environ if k.startswith("RAG_")]:
     del os.environ[_key]
 
 import pytest  # noqa: E402
 
 from corpus.embeddings import Embedder  # noqa: E402
-from corpus.settings import Settings, default_model_path  # noqa: E402
+from settings import Settings, default_model_path, offline  # noqa: E402
+
+offline()  # before gradio or chromadb is imported by any test module
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus" / "documents"
+SOURCES = tomllib.loads((CORPUS / "sources.toml").read_text(encoding="utf-8"))
 
 
 def run_cli(
@@ -120,3 +119,8 @@ def assistant(seed_index: tuple[Path, dict], embedder: Embedder):
 def source_text(source: str) -> str:
     """A corpus document's text with whitespace collapsed (how quotes are checked)."""
     return " ".join((CORPUS / source).read_text(encoding="utf-8").split())
+
+
+def declared_kind(source: str) -> str:
+    """A corpus document's kind as sources.toml declares it ("document" where it declares none)."""
+    return SOURCES.get(source, {}).get("kind", "document")

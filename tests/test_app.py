@@ -252,7 +252,7 @@ def test_dark_mode_is_readable_and_a_phone_sees_the_input(app_url: str, tmp_path
 def test_reingest_is_disabled_on_a_public_address_without_a_password(seed_index, embedder) -> None:
     import app
     from assistant.chain import Assistant
-    from corpus.settings import Settings
+    from settings import Settings
 
     settings = Settings(corpus_dir=CORPUS, index_dir=seed_index[0], host="0.0.0.0")
     helper = Assistant(settings, embedder=embedder)

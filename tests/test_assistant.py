@@ -8,16 +8,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, run_cli, source_text
+from conftest import CORPUS, declared_kind, run_cli, source_text
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from assistant.chain import Assistant, follow_up_query
+from assistant.chain import Assistant
 from assistant.records import Answer
 from assistant.retrieval import HybridRetriever
 from assistant.safety import DISCLAIMER
-from corpus.settings import Settings
 from corpus.store import Store
 from ingest.pipeline import ingest
+from settings import Settings
 
 MARKER = re.compile(r"\[(\d+)\]")
 
@@ -31,7 +31,7 @@ def assert_well_cited(answer: Answer) -> None:
     for citation in answer.citations:
         assert " ".join(citation.quote.split()) in source_text(citation.source)
         assert citation.doc_id == Path(citation.source).stem
-        assert citation.kind in {"personal account", "commercial article"}
+        assert citation.kind == declared_kind(citation.source)  # as sources.toml declares it
 
 
 FACTS = [
@@ -44,7 +44,7 @@ FACTS = [
     ("What does the gut use melatonin for?", ["gut motility"], "how-gut-health-affects-sleep"),
     ("Does melatonin help with IBS?", ["abdominal pain", "irritable bowel"], None),
     ("What are the side effects of melatonin?", ["dizziness"], "melatonin-microbiome-synergy"),
-    ("How does light affect melatonin?", ["light"], "melatonin-microbiome-synergy"),
+    ("How does light affect melatonin?", ["suppress", "darkness"], "melatonin-microbiome-synergy"),
     ("How many CFU should a probiotic have?", ["10 billion CFU"], "melatonin-microbiome-synergy"),
     (
         "Can I take melatonin while pregnant?",
@@ -62,7 +62,7 @@ FACTS = [
         "how-gut-health-affects-sleep",
     ),
     ("whats a prebiotic", ["non-digestible fibers"], "melatonin-microbiome-synergy"),
-    ("does melatonn make you groggy", ["groggy", "grogginess"], None),
+    ("does melatonn make you groggy", ["higher doses", "lower doses"], None),
 ]
 
 
@@ -79,9 +79,13 @@ def test_answers_carry_the_key_fact_and_its_source(assistant, question, expected
 
 def test_documents_that_disagree_are_both_shown_and_attributed(assistant) -> None:
     answer = assistant.ask("How much melatonin should I take?")
-    assert {c.kind for c in answer.citations} == {"personal account", "commercial article"}
-    assert "1 mg" in answer.answer and "0.5 mg to 5 mg" in answer.answer
-    assert "*Personal account:*" in answer.answer and "*Commercial article:*" in answer.answer
+    low = {c.source for c in answer.citations if "1 mg" in c.quote}
+    usual = {c.source for c in answer.citations if "0.5 mg to 5 mg" in c.quote}
+    assert low and usual and low.isdisjoint(usual), answer.answer  # each view from its document
+    cited = {c.n: c for c in answer.citations}
+    for line in answer.answer.splitlines():  # each claim names the kind of the document it quotes
+        kind = declared_kind(cited[int(MARKER.findall(line)[-1])].source)
+        assert line.startswith(f"- *{kind.capitalize()}:* "), line
     assert_well_cited(answer)
 
 
@@ -130,7 +134,7 @@ def test_a_refusal_points_to_the_nearest_section_and_offers_questions(assistant)
 LAY = [
     ("is melatonin safe to take every night?", ["nightly", "adverse effects", "generally safe"]),
     ("whats the gut brain axis in simple words", ["bidirectional communication"]),
-    ("Does melatonin act as an antioxidant?", ["antioxidant"]),
+    ("Does melatonin act as an antioxidant?", ["anti-inflammatory", "immune system"]),
 ]
 
 
@@ -228,15 +232,6 @@ def test_a_standalone_question_never_inherits_the_previous_topic(assistant) -> N
     other = assistant.ask("What are the side effects of probiotics?", history)
     assert other.status == "answered" and other.query == "What are the side effects of probiotics?"
     assert "bloating" in other.answer
-
-
-def test_follow_up_query_reads_the_last_user_turn() -> None:
-    history = [
-        {"role": "user", "content": "What are probiotics?"},
-        {"role": "assistant", "content": "Probiotics are live beneficial bacteria."},
-    ]
-    assert follow_up_query("Which ones?", history) == "What are probiotics? Which ones?"
-    assert follow_up_query("Anything else?", []) is None
 
 
 @pytest.mark.parametrize(

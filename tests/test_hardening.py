@@ -21,9 +21,9 @@ import pytest
 from conftest import CORPUS, run_cli, served_app
 
 from assistant.chain import Assistant
-from corpus.settings import Settings
 from corpus.store import Store
 from ingest.pipeline import HIDDEN, ingest
+from settings import Settings
 
 PASSWORD = "pässwörd-ü"  # not ASCII: it used to raise a TypeError
 BIDI_DOC = (

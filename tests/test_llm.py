@@ -27,7 +27,7 @@ from assistant.llm import (
     check_claim,
     make_chat_model,
 )
-from corpus.settings import Settings
+from settings import Settings, SettingsError
 
 QUESTION = "How much melatonin should I take?"
 
@@ -183,8 +183,10 @@ def test_generator_settings_build_the_right_client(tmp_path: Path) -> None:
     )
     assert isinstance(openai, ChatOpenAI) and openai.model_name == "m"
     assert isinstance(make_chat_model(Settings(generator="ollama")), ChatOllama)
-    with pytest.raises(LLMUnavailableError, match="extractive, openai or ollama"):
-        make_chat_model(Settings(generator="gpt-magic"))
+    with pytest.raises(LLMUnavailableError, match="RAG_GENERATOR=extractive names no chat model"):
+        make_chat_model(Settings(generator="extractive"))
+    with pytest.raises(SettingsError, match=r"RAG_GENERATOR='gpt-magic'.*'extractive', 'openai'"):
+        Settings.from_env({"RAG_GENERATOR": "gpt-magic"})
 
 
 def test_no_hand_labelled_unsupported_sentence_passes_the_claim_check(embedder) -> None:
