@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
     else:
-        print(_human(answer))
+        from assistant.render import plain_text
+
+        print(plain_text(answer))
     return 0
 
 
@@ -111,19 +113,6 @@ def _search(assistant: Any, k: int, mode: str) -> int:
             ]
         print(json.dumps({"id": str(record.get("id", "")), "results": results}), flush=True)
     return 0
-
-
-def _human(answer: Any) -> str:
-    parts = [answer.answer, ""]
-    if answer.citations:
-        parts.append("Sources:")
-        for c in answer.citations:
-            where = f" — {c.section}" if c.section else ""
-            parts.append(f"  [{c.n}] {c.title}{where} ({c.kind}, {c.source})")
-            parts.append(f"      “{c.quote}”")
-        parts.append("")
-    parts.append(answer.disclaimer)
-    return "\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ import numpy as np
 
 from assistant.citations import citation, claim_text
 from assistant.lexicon import Vocabulary, index_terms, is_rare, key_terms, numbers, tokens
-from assistant.records import Citation, Claim, Fallback, Writer, claims_markdown
+from assistant.records import Citation, Claim, Fallback, Writer
 from assistant.retrieval import Passage
+from corpus.protocols import Index, Reranker
 from corpus.records import Sentence
 
 GATE_FILE = Path(__file__).resolve().with_name("gate.json")
@@ -39,14 +40,6 @@ SENTENCE_FEATURES = (
     "numbers_missing",
 )
 QUESTION_FEATURES = tuple(f"best_{name}" for name in SENTENCE_FEATURES)
-
-
-class Reranker(Protocol):
-    """Scores (question, passage) pairs: a higher logit means a better answer."""
-
-    def score(self, question: str, passages: Sequence[str]) -> np.ndarray:
-        """One relevance logit per passage."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -182,11 +175,6 @@ class Draft:
     made_by: Writer = "extractive"
     fallback: Fallback | None = None
 
-    @property
-    def text(self) -> str:
-        """The claims as the contract's markdown bullets."""
-        return claims_markdown(self.claims)
-
 
 class Generator(Protocol):
     """Turns a question and its evidence into cited text (extractive by default, an LLM optionally)."""
@@ -225,7 +213,7 @@ def candidates(
     question: str,
     qvec: np.ndarray,
     passages: Sequence[Passage],
-    store: Any,
+    store: Index,
     vocabulary: Vocabulary,
     reranker: Reranker,
     gate: Gate,

@@ -25,19 +25,19 @@ from assistant.answer import (
     ExtractiveGenerator,
     Gate,
     Generator,
-    Reranker,
     candidates,
     judge,
 )
 from assistant.citations import check_citations
 from assistant.followup import Turn, follow_up_query, joined_is_better, worth_joining
 from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
-from assistant.intent import Encoder, Intents
+from assistant.intent import Intents
 from assistant.records import Answer, Fallback
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
 from assistant.safety import Triage, is_injection
-from corpus.embeddings import Embedder
+from corpus import embeddings
 from corpus.models import CrossEncoder, SentenceEncoder
+from corpus.protocols import Embedder, Index, Reranker, TextEncoder
 from corpus.records import Chunk
 from corpus.store import Store, StoreError
 from settings import Settings
@@ -71,19 +71,19 @@ class Assistant:
         self,
         settings: Settings,
         *,
-        store: Store | None = None,
+        store: Index | None = None,
         embedder: Embedder | None = None,
         llm: Generator | None = None,
         reranker: Reranker | None = None,
-        encoder: Encoder | None = None,
+        encoder: TextEncoder | None = None,
         gate: Gate | None = None,
         triage: Triage | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
-        self._embedder = embedder or Embedder.from_settings(settings)
+        self._embedder = embedder or embeddings.Embedder.from_settings(settings)
         self.reranker: Reranker = reranker or CrossEncoder()
-        self.encoder: Encoder = encoder or SentenceEncoder()
+        self.encoder: TextEncoder = encoder or SentenceEncoder()
         self.gate = gate
         self.triage = triage or Triage(self.encoder)
         self.intent = Intents(self.encoder)
@@ -125,7 +125,7 @@ class Assistant:
     def warm_up(self) -> None:
         """Load the models and the gate, open the index, build BM25; IndexMissingError if empty."""
         self._calibrated()
-        getattr(self.reranker, "warm_up", lambda: None)()
+        self.reranker.warm_up()
         self.triage.warm_up()
         self.retriever.warm_up()
         if not self.retriever.snapshot().chunks:

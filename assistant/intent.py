@@ -6,10 +6,11 @@ and the gate did not find an answer first. No single word decides.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
+
+from corpus.protocols import TextEncoder
 
 Intent = Literal["smalltalk", "overview"]
 
@@ -38,18 +39,10 @@ INTENT_EXAMPLES: dict[Intent, tuple[str, ...]] = {
 INTENT_SIMILARITY = 0.8
 
 
-class Encoder(Protocol):
-    """Turns texts into unit vectors."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """One vector per text."""
-        ...
-
-
 class Intents:
     """Which kind of non-question a message is, if any; the examples are encoded on first use."""
 
-    def __init__(self, encoder: Encoder, examples: dict[Intent, tuple[str, ...]] | None = None):
+    def __init__(self, encoder: TextEncoder, examples: dict[Intent, tuple[str, ...]] | None = None):
         self.encoder = encoder
         self.examples = examples or INTENT_EXAMPLES
         self._vectors: dict[Intent, np.ndarray] = {}

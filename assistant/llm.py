@@ -19,11 +19,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from langchain_core.runnables import Runnable
 
 from assistant.answer import Candidate, Draft, ExtractiveGenerator
 from assistant.citations import citation, claim_text
 from assistant.lexicon import index_terms
 from assistant.records import Citation, Claim, Fallback
+from corpus.protocols import Embedder
 from corpus.sentences import sentences
 from settings import Settings
 
@@ -185,8 +187,8 @@ class LLMGenerator:
 
     def __init__(
         self,
-        chat_model: Any,
-        embedder: Any,
+        chat_model: Runnable,
+        embedder: Embedder,
         label: str = "LLM",
         on_checked: Callable[[str, Sequence[Checked]], None] | None = None,
         *,
@@ -277,7 +279,7 @@ def split_claims(text: str) -> list[str]:
 
 
 def check_claims(
-    text: str, passages: Sequence[tuple[Any, list[Candidate]]], embedder: Any
+    text: str, passages: Sequence[tuple[Any, list[Candidate]]], embedder: Embedder
 ) -> list[Checked]:
     """Each sentence of `text`, with the cited sentence that supports it (or why none does)."""
     claims = [c for c in split_claims(text) if _words(c)]

@@ -59,15 +59,6 @@ class Claim:
     label: str = ""
 
 
-def claims_markdown(claims: tuple[Claim, ...] | list[Claim]) -> str:
-    """The contract's `answer` text: one markdown bullet per claim, markers at the end."""
-    lines = []
-    for claim in claims:
-        who = f"*{claim.label}:* " if claim.label else ""
-        lines.append(f"- {who}{claim.text} {''.join(f'[{n}]' for n in claim.cites)}")
-    return "\n".join(lines)
-
-
 @dataclass(frozen=True)
 class Fallback:
     """Why an LLM-configured answer shows the documents' own sentences instead.

@@ -22,6 +22,20 @@ _PHONE = re.compile(r"\b(1-800-222-1222|116 123|911|112|999|988)\b")
 URGENT_HEAD = "⚠ URGENT: this may be an emergency."
 
 
+def contract_text(claims: Sequence[Claim]) -> str:
+    """The JSON contract's `answer`: one markdown bullet per claim, its markers at the end."""
+    lines = []
+    for claim in claims:
+        who = f"*{claim.label}:* " if claim.label else ""
+        lines.append(f"- {who}{claim.text} {''.join(f'[{n}]' for n in claim.cites)}")
+    return "\n".join(lines)
+
+
+def urgent_text(message: str) -> str:
+    """The JSON contract's `answer` for an emergency: the warning, then the guidance."""
+    return f"**This may be an emergency.** {message}"
+
+
 def doc_text(text: str) -> str:
     """Text from a document or the index as inert HTML, shown in its stored order.
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from assistant.answer import Draft, heading
 from assistant.records import Answer, Claim, UrgentKind
+from assistant.render import contract_text, urgent_text
 from assistant.safety import DISCLAIMER
 from corpus.records import Chunk
 
@@ -22,7 +23,7 @@ def answered(draft: Draft, query: str, suggestions: tuple[str, ...]) -> Answer:
     """A grounded answer from a checked draft."""
     return Answer(
         "answered",
-        draft.text,
+        contract_text(draft.claims),
         draft.citations,
         DISCLAIMER,
         query=query,
@@ -75,7 +76,7 @@ def urgent_answer(message: str, kind: UrgentKind = "emergency") -> Answer:
     """Emergency guidance only: no retrieval, no dosing."""
     return Answer(
         "urgent",
-        f"**This may be an emergency.** {message}",
+        urgent_text(message),
         (),
         DISCLAIMER,
         reason=kind,

@@ -14,6 +14,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
 from assistant.lexicon import Vocabulary, index_terms
+from corpus.protocols import Embedder, Index
 from corpus.records import Chunk
 
 MODES = ("hybrid", "dense", "bm25")
@@ -88,8 +89,8 @@ class HybridRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    store: Any
-    embedder: Any
+    store: Index
+    embedder: Embedder
     k: int = 6
     mode: str = "hybrid"
     depth: int = 40

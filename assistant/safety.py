@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from assistant.records import UrgentKind
+from corpus.protocols import TextEncoder
 
 TRIAGE_FILE = Path(__file__).resolve().with_name("triage.json")
 
@@ -74,14 +73,6 @@ _INJECTION = re.compile(
 )
 
 
-class Encoder(Protocol):
-    """Turns texts into unit vectors."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """One vector per text."""
-        ...
-
-
 @dataclass(frozen=True)
 class Urgency:
     """Why a message needs emergency help instead of an answer, and what to do."""
@@ -134,7 +125,7 @@ class Triage:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: TextEncoder,
         model: TriageModel | None = None,
         *,
         use_model: bool = True,
@@ -149,9 +140,7 @@ class Triage:
         """Load the calibrated model and the encoder."""
         if self.model is None:
             self.model = TriageModel.load()
-        warm = getattr(self.encoder, "warm_up", None)
-        if warm is not None:
-            warm()
+        self.encoder.warm_up()
 
     def __call__(self, text: str) -> Urgency | None:
         """An Urgency when the message describes an emergency, else None."""

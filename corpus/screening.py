@@ -16,23 +16,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from corpus.protocols import TextEncoder
+
 SCREEN_FILE = Path(__file__).resolve().with_name("screen.json")
-
-
-class Encoder(Protocol):
-    """Turns texts into unit vectors."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit vector per text."""
-        ...
-
-    def warm_up(self) -> None:
-        """Load the model."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +49,9 @@ class ScreenModel:
 class Screen:
     """Which sentences read as instructions to an assistant; `warm_up()` loads the encoder."""
 
-    def __init__(self, encoder: Encoder | None = None, model: ScreenModel | None = None) -> None:
+    def __init__(
+        self, encoder: TextEncoder | None = None, model: ScreenModel | None = None
+    ) -> None:
         if encoder is None:
             from corpus.models import SentenceEncoder
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -16,8 +17,15 @@ from assistant.answer import Draft
 from assistant.citations import check_citations
 from assistant.followup import follow_up_query
 from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
-from assistant.records import Answer, Citation, Claim, claims_markdown
-from assistant.render import answer_html, doc_text, highlight, plain_text, sources_html
+from assistant.records import Answer, Citation, Claim
+from assistant.render import (
+    answer_html,
+    contract_text,
+    doc_text,
+    highlight,
+    plain_text,
+    sources_html,
+)
 from assistant.safety import DISCLAIMER
 from corpus.screening import ScreenModel
 
@@ -30,7 +38,7 @@ def citation(
 
 
 def answered(*claims: Claim, citations: tuple[Citation, ...], suggestions=()) -> Answer:
-    return Answer("answered", claims_markdown(claims), citations, DISCLAIMER,
+    return Answer("answered", contract_text(claims), citations, DISCLAIMER,
                   claims=claims, suggestions=suggestions)  # fmt: skip
 
 
@@ -69,7 +77,7 @@ def test_only_verified_citations_survive_and_only_used_ones_are_kept() -> None:
     checked = check_citations(draft)
     assert [c.text for c in checked.claims] == ["Melatonin is a hormone."]
     assert [c.n for c in checked.citations] == [1]
-    assert checked.text == "- Melatonin is a hormone. [1]"
+    assert contract_text(checked.claims) == "- Melatonin is a hormone. [1]"
 
 
 def test_a_follow_up_is_read_with_the_previous_question() -> None:
@@ -181,18 +189,20 @@ def test_hidden_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     assert {(s.source, s.reason) for s in skipped} == {(".notes.txt", HIDDEN), (".git/", HIDDEN)}
 
 
-def test_progress_in_a_log_is_one_line_per_quarter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_in_a_log_is_one_line_per_quarter(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from ingest.pipeline import TerminalProgress
 
-    out = io.StringIO()
-    monkeypatch.setattr("sys.stderr", out)
-    with TerminalProgress() as progress:
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: no bar
+    with caplog.at_level(logging.INFO, logger="ingest"), TerminalProgress() as progress:
         for done in range(0, 101):
             progress(done, 100)
         progress.write("added a.txt (3 chunks)")
-    lines = out.getvalue().splitlines()
-    assert lines[:5] == [f"embedding: {n}/100 texts" for n in (0, 25, 50, 75, 100)]
-    assert lines[-1] == "added a.txt (3 chunks)" and not re.search(r"\r", out.getvalue())
+    lines = [r.getMessage() for r in caplog.records if r.name == "ingest"]
+    assert lines == [f"embedding: {n}/100 texts" for n in (0, 25, 50, 75, 100)] + [
+        "added a.txt (3 chunks)"
+    ]
 
 
 def test_percentiles_interpolate_like_numpy() -> None:
@@ -201,3 +211,197 @@ def test_percentiles_interpolate_like_numpy() -> None:
     assert percentile([], 50) == 0.0
     assert percentile([10.0, 20.0, 30.0, 40.0], 50) == 25.0
     assert percentile([1.0, 2.0, 3.0], 95) == pytest.approx(2.9)
+
+
+# -- the engine's logic over fakes (tests/fakes.py): no model, no Chroma -----------------------
+
+DOCUMENTS = {
+    "guide.txt": (
+        "A Sleep Guide\n\nMelatonin Basics\n\nMelatonin is made by the pineal gland at night. "
+        "Bright light in the evening lowers it.\n\nDosing\n\nMost adults take 0.5 mg to 5 mg of "
+        "melatonin an hour before bed. Dr. Lee notes e.g. 1 mg is often enough.\n"
+    ),
+    "diary.txt": (
+        "My Gut Diary\n\nWhat Helped Me\n\nI take 1 mg of melatonin each night. Probiotics "
+        "settled my gut within weeks.\n"
+    ),
+}
+
+
+def _gate(threshold: float = 0.5) -> object:
+    from assistant.answer import QUESTION_FEATURES, SENTENCE_FEATURES, Gate, Logistic
+
+    def on_relevance(features: tuple[str, ...], name: str) -> Logistic:
+        weights = tuple(1.0 if f == name else 0.0 for f in features)
+        ones = (1.0,) * len(features)
+        return Logistic(features, (0.0,) * len(features), ones, weights, 0.0, threshold)
+
+    return Gate(
+        on_relevance(SENTENCE_FEATURES, "relevance"),
+        on_relevance(QUESTION_FEATURES, "best_relevance"),
+    )
+
+
+@pytest.fixture(scope="module")
+def fake_assistant() -> object:
+    from fakes import HashEmbedder, KeywordReranker, MemoryIndex
+
+    from assistant.chain import Assistant
+    from assistant.safety import Triage, TriageModel
+    from settings import Settings
+
+    embedder = HashEmbedder()
+    vec = embedder.encode(["swallowed whole bottle pills", "chest pain can t move arm"])
+    triage = Triage(embedder, TriageModel(6.0 * (vec[0] + vec[1]), -3.0, 0.5,
+                                          {"poison": vec[0], "emergency": vec[1]}))  # fmt: skip
+    return Assistant(
+        Settings(),
+        store=MemoryIndex(embedder, DOCUMENTS),
+        embedder=embedder,
+        reranker=KeywordReranker(),
+        encoder=embedder,
+        gate=_gate(),
+        triage=triage,
+    )
+
+
+def test_sentences_keep_offsets_and_survive_abbreviations_and_decimals() -> None:
+    from corpus.sentences import sentence_spans
+
+    text = "  Dr. Lee says e.g. 1 mg works. Take 0.5 mg at 9 p.m. tonight! Then sleep."
+    spans = sentence_spans(text)
+    assert [text[s:e] for s, e in spans] == [
+        "Dr. Lee says e.g. 1 mg works.",
+        "Take 0.5 mg at 9 p.m. tonight!",
+        "Then sleep.",
+    ]
+    assert sentence_spans(text, 2, 31) == [(2, 31)]
+
+
+def test_chunks_pack_whole_sentences_of_one_section_within_the_limit() -> None:
+    from ingest.chunking import MAX_CHARS, chunk_document
+    from ingest.loaders import LoadedDocument, plain_blocks
+
+    body = " ".join(
+        f"Sentence number {n} says something about sleep and the gut." for n in range(60)
+    )
+    text = f"Title Line\n\nA Long Section\n\n{body}\n\nShort Section\n\nOne more sentence here.\n"
+    doc = LoadedDocument(text=text, blocks=tuple(plain_blocks(text)), title=None, plain=True)
+    title, chunks, sentences = chunk_document(
+        doc, source="x.txt", doc_id="x", title=None, kind="note", version="v"
+    )
+    assert title == "Title Line" and len(sentences) == 61
+    assert all(len(c.text) <= MAX_CHARS for c in chunks) and len(chunks) >= 4
+    assert {c.section for c in chunks} == {"A Long Section", "Short Section"}
+    by_id = {s.id: s for s in sentences}
+    ids = [i for c in chunks for i in c.sentence_ids]
+    assert list(dict.fromkeys(ids)) == [s.id for s in sentences]  # all, in order (may overlap)
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        assert all(text[by_id[i].start : by_id[i].end] == by_id[i].text for i in c.sentence_ids)
+
+
+def test_hybrid_retrieval_fuses_dense_and_bm25_ranks(fake_assistant) -> None:
+    retriever = fake_assistant.retriever
+    top = retriever.passages("probiotics gut diary", k=3)
+    assert top[0].chunk.doc_id == "diary" and top[0].rank == 0
+    assert top[0].score == pytest.approx(2 / (retriever.rrf_k + 1))  # first in both rankings
+    assert [p.score for p in top] == sorted((p.score for p in top), reverse=True)
+    only_words = retriever.passages("pineal", k=3, mode="bm25")
+    assert len(only_words) == 1 and "pineal" in only_words[0].chunk.text
+    with pytest.raises(ValueError, match="unknown retrieval mode 'fuzzy'"):
+        retriever.passages("x", mode="fuzzy")
+
+
+def test_the_gate_refuses_without_evidence_and_at_its_threshold() -> None:
+    from assistant.answer import judge
+
+    gate = _gate(threshold=0.5)
+    assert judge([], gate).answerable is False
+    assert judge([_candidate(relevance=0.01)], gate).answerable is True  # p = 0.5025
+    assert judge([_candidate(relevance=-0.01)], gate).answerable is False
+
+
+def _candidate(relevance: float, doc: str = "a", text: str = "x", vector=None) -> object:
+    from assistant.answer import Candidate
+    from assistant.retrieval import Passage
+    from corpus.records import Chunk, Sentence
+
+    chunk = Chunk(f"{doc}-c0", doc, f"{doc}.txt", "T", "k", None, text, 0, len(text), "h", doc)
+    return Candidate(
+        sentence=Sentence(f"{doc}-s{abs(hash(text)) % 1000}", text, 0, len(text), "h"),
+        vector=np.ones(2) / np.sqrt(2) if vector is None else vector,
+        passage=Passage(chunk, 0.1, 0.5, 1.0, 0),
+        similarity=0.5,
+        coverage=0.5,
+        relevance=relevance,
+        probability=float(1 / (1 + np.exp(-relevance))),
+    )
+
+
+def test_selection_leads_with_the_best_shows_the_other_document_and_skips_repeats() -> None:
+    from assistant.answer import MAX_SENTENCES, select
+
+    best = _candidate(3.0, "a", "A says 1 mg.", np.array([1.0, 0.0]))
+    echo = _candidate(2.9, "a", "A says 1 mg again.", np.array([1.0, 0.0]))  # a near-duplicate
+    other = _candidate(2.0, "b", "B says 5 mg.", np.array([0.0, 1.0]))  # close to the lead
+    weak = _candidate(-3.0, "a", "Unrelated.", np.array([0.6, 0.8]))
+    chosen = select([best, echo, other, weak], _gate())
+    assert [c.sentence.text for c in chosen] == ["A says 1 mg.", "B says 5 mg."]
+    many = [_candidate(2.0, "a", f"S{n}.", np.array([np.cos(n), np.sin(n)])) for n in range(9)]
+    assert len(select(many, _gate())) <= MAX_SENTENCES
+
+
+def test_the_assistant_answers_refuses_greets_and_escalates_on_fakes(fake_assistant) -> None:
+    answer = fake_assistant.ask("How much melatonin do most adults take before bed?")
+    assert answer.status == "answered" and answer.made_by == "extractive"
+    assert answer.citations[0].quote.startswith("Most adults take 0.5 mg to 5 mg")
+    assert all(c.quote in c.passage for c in answer.citations)
+
+    refused = fake_assistant.ask("Can vitamin D cure insomnia?")
+    assert refused.status == "refused" and refused.reason == "not-covered"
+    assert refused.citations == () and refused.suggestions
+
+    assert fake_assistant.ask("hello there").reason == "smalltalk"
+    urgent = fake_assistant.ask("my son swallowed a whole bottle of pills")
+    assert urgent.status == "urgent" and urgent.reason == "poison"
+    assert "Poison Control" in urgent.answer
+
+
+def test_the_llm_pauses_after_repeated_server_failures_and_says_so(fake_assistant) -> None:
+    from langchain_core.runnables import RunnableLambda
+
+    from assistant.llm import FAILURES_TO_PAUSE, PAUSE_S, LLMGenerator
+
+    calls: list[int] = []
+
+    def down(_messages: object) -> None:
+        calls.append(1)
+        raise ConnectionError("connection reset by peer")
+
+    now = [0.0]
+    llm = LLMGenerator(RunnableLambda(down), fake_assistant._embedder, "the LLM (t)",
+                       clock=lambda: now[0])  # fmt: skip
+    fake_assistant.llm = llm
+    try:
+        question = "How much melatonin do most adults take before bed?"
+        kinds = [fake_assistant.ask(question).fallback.kind for _ in range(FAILURES_TO_PAUSE + 2)]
+        assert kinds == ["server"] * FAILURES_TO_PAUSE + ["unavailable"] * 2
+        assert len(calls) == FAILURES_TO_PAUSE and not llm.available
+        paused = fake_assistant.ask(question)
+        assert paused.status == "answered" and paused.citations  # quotes, not an error
+        assert "unavailable after repeated failures" in paused.generator
+        now[0] += PAUSE_S
+        assert llm.available and fake_assistant.ask(question).fallback.kind == "server"
+        assert len(calls) == FAILURES_TO_PAUSE + 1  # asked again once the pause is over
+    finally:
+        fake_assistant.llm = None
+
+
+def test_settings_name_the_variable_that_is_wrong() -> None:
+    from settings import Settings, SettingsError
+
+    assert Settings.from_env({"RAG_PORT": "8123"}, index_dir="x").port == 8123
+    with pytest.raises(SettingsError, match="RAG_EMBED_BACKEND='gpu'"):
+        Settings.from_env({"RAG_EMBED_BACKEND": "gpu"})
+    assert Settings().replace(index_dir="y").index_dir == Path("y")
