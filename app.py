@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from assistant.chain import Assistant
 from assistant.inputs import MAX_QUESTION_CHARS, normalise
+from assistant.llm import FAILURES_TO_PAUSE
 from assistant.records import Answer
 from assistant.render import answer_html, doc_text, document_html, streaming_html
 from assistant.retrieval import IndexMissingError
@@ -451,6 +452,26 @@ class FeedbackLog:
         return records
 
 
+def llm_status(assistant: Assistant) -> str:
+    """Who writes the answers: the LLM, or quotes while the LLM is paused after failures."""
+    llm = assistant.llm
+    if llm is None:
+        return ""
+    name = html.escape(assistant.generator_name)
+    if not getattr(llm, "available", True):
+        error = html.escape(getattr(llm, "last_error", ""))
+        retry = getattr(llm, "retry_in", lambda: 0.0)()
+        return (
+            f"<div class='degraded' role='status'><strong>LLM unavailable:</strong> {name} "
+            f"failed {FAILURES_TO_PAUSE} times in a row ({error}). Answers are the documents' "
+            f"own sentences; it is asked again in about {retry:.0f} s.</div>"
+        )
+    return (
+        f"Answers: written by {name}; every sentence is checked against the passage it cites, "
+        "with quotes as the fallback."
+    )
+
+
 def render_feedback(log_: FeedbackLog) -> str:
     """The Index panel's Feedback section: counts and the latest thumbs-down."""
     records = log_.read()
@@ -499,6 +520,11 @@ def build_ui(
         working = {"role": "assistant", "content": WORKING}
         yield "", [*chat, working], gr.skip(), gr.skip(), "Looking in the documents."
         answer = assistant.ask(message, history, use_llm=use_llm)
+        if answer.fallback is not None and answer.fallback.kind == "server" and not llm_up():
+            gr.Warning(  # once, when the failures pause the LLM; its status line stays
+                "The LLM is not answering, so answers are the documents' own sentences "
+                "until it does."
+            )
         history = [*history, {"role": "user", "content": message}]
         index = len(chat)  # the reply's position in the chat, which the thumbs report
         key = f"a{index}"
@@ -510,6 +536,9 @@ def build_ui(
         answers = {**answers, str(index): {"question": message, **answer.to_json()}}
         reply = {"role": "assistant", "content": answer_html(answer, key)}
         yield gr.skip(), [*chat, reply], history, answers, announce(answer)
+
+    def llm_up() -> bool:
+        return getattr(assistant.llm, "available", True)
 
     def new_chat() -> tuple:
         return [], [], {}, "", "", gr.update(visible=False), ""
@@ -587,12 +616,7 @@ def build_ui(
             )
         history = gr.State([])
         answers = gr.State({})
-        if assistant.llm is not None:
-            gr.HTML(
-                f"Answers: written by {html.escape(assistant.generator_name)}; every sentence "
-                "is checked against the passage it cites, with quotes as the fallback.",
-                elem_id="generator",
-            )
+        generator = gr.HTML(llm_status(assistant), elem_id="generator")
         use_llm = gr.Checkbox(
             value=assistant.llm is not None,
             label="Use the LLM (untick for quotes only)",
@@ -664,7 +688,7 @@ def build_ui(
             outputs,
             api_visibility="private",
             trigger_mode="always_last",
-        )
+        ).then(lambda: llm_status(assistant), None, generator, api_visibility="private")
         for button, text in zip(example_buttons, EXAMPLES, strict=True):  # examples send at once
 
             def ask_example(
@@ -674,7 +698,7 @@ def build_ui(
 
             button.click(
                 ask_example, [chat, history, answers, use_llm], outputs, api_visibility="private"
-            )
+            ).then(lambda: llm_status(assistant), None, generator, api_visibility="private")
         reset = [chat, history, answers, question, status, panel, document]
         clear.click(new_chat, outputs=reset, api_visibility="private")
         chat.clear(new_chat, outputs=reset, api_visibility="private")  # the same, from the bin

@@ -22,7 +22,7 @@ import numpy as np
 
 from assistant.citations import citation, claim_text
 from assistant.lexicon import Vocabulary, index_terms, is_rare, key_terms, numbers, tokens
-from assistant.records import Citation, Claim, Fallback, Writer
+from assistant.records import Claim, Draft
 from assistant.retrieval import Passage
 from corpus.protocols import Index, Reranker
 from corpus.records import Sentence
@@ -166,16 +166,6 @@ class Answerability:
     best: Candidate | None = None
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A composed answer before the disclaimer and status are attached."""
-
-    claims: tuple[Claim, ...]
-    citations: tuple[Citation, ...]
-    made_by: Writer = "extractive"
-    fallback: Fallback | None = None
-
-
 class Generator(Protocol):
     """Turns a question and its evidence into cited text (extractive by default, an LLM optionally)."""
 
@@ -306,7 +296,7 @@ class ExtractiveGenerator:
         if self.gate is None:
             self.gate = Gate.load()
         chosen = select(candidates, self.gate)
-        citations = tuple(citation(n, c) for n, c in enumerate(chosen, 1))
+        citations = tuple(citation(n, c.passage.chunk, c.sentence) for n, c in enumerate(chosen, 1))
         claims = tuple(
             Claim(claim_text(c.sentence.text), (n,), c.passage.chunk.kind.capitalize())
             for n, c in enumerate(chosen, 1)

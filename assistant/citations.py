@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-from assistant.records import Citation
-
-if TYPE_CHECKING:
-    from assistant.answer import Candidate, Draft
+from assistant.records import Citation, Draft
+from corpus.records import Chunk, Sentence
 
 _DOC_REFERENCE = re.compile(r"\s*(?:\[\d+(?:[-–,]\s?\d+)*\])+")
 
@@ -19,9 +16,8 @@ def claim_text(sentence: str) -> str:
     return _DOC_REFERENCE.sub("", sentence).strip()
 
 
-def citation(n: int, candidate: Candidate) -> Citation:
+def citation(n: int, chunk: Chunk, sentence: Sentence) -> Citation:
     """The numbered citation of one quoted sentence (the only place a Citation is built)."""
-    chunk = candidate.passage.chunk
     return Citation(
         n=n,
         doc_id=chunk.doc_id,
@@ -29,9 +25,9 @@ def citation(n: int, candidate: Candidate) -> Citation:
         title=chunk.title,
         kind=chunk.kind,
         section=chunk.section,
-        quote=candidate.sentence.text,
-        start=candidate.sentence.start,
-        end=candidate.sentence.end,
+        quote=sentence.text,
+        start=sentence.start,
+        end=sentence.end,
         chunk_id=chunk.id,
         passage=chunk.text,
         withheld=chunk.withheld,

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from langchain_core.runnables import Runnable
 
-from assistant.answer import Candidate, Draft, ExtractiveGenerator
+from assistant.answer import Candidate, ExtractiveGenerator
 from assistant.citations import citation, claim_text
 from assistant.lexicon import index_terms
-from assistant.records import Citation, Claim, Fallback
+from assistant.records import Citation, Claim, Draft, Fallback
 from corpus.protocols import Embedder
 from corpus.sentences import sentences
 from settings import Settings
@@ -106,7 +106,9 @@ class ClaimStats:
     kept: int = 0
     dropped: int = 0
     fallbacks: int = 0
-    failures: int = 0
+    requests: int = 0  # sent to the server
+    failures: int = 0  # of those, failed at the server (no reply, an error, a dropped line)
+    skipped: int = 0  # not sent: the LLM was paused after repeated failures
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -210,13 +212,18 @@ class LLMGenerator:
         """False while the server is paused after repeated failures."""
         return self._clock() >= self._paused_until
 
+    def retry_in(self) -> float:
+        """Seconds until the paused server is asked again (0 when it is available)."""
+        return max(0.0, self._paused_until - self._clock())
+
     def compose(self, question: str, candidates: Sequence[Candidate]) -> Draft:
         """The LLM's supported sentences with verbatim citations, else the extractive answer."""
         if not self.available:
-            self.stats.add(fallbacks=1)
+            self.stats.add(fallbacks=1, skipped=1)
             detail = f"{self.label} is unavailable after repeated failures ({self.last_error})"
             return self._fallback(question, candidates, Fallback("unavailable", detail))
         passages = _passages(candidates)
+        self.stats.add(requests=1)
         try:
             reply = self.chat_model.invoke(messages(question, passages))
             text = reply.content if isinstance(reply.content, str) else str(reply.content)
@@ -334,7 +341,7 @@ def _draft(kept: Sequence[Checked]) -> Draft:
         assert c is not None
         if c.sentence.id not in numbers:
             numbers[c.sentence.id] = len(numbers) + 1
-            citations.append(citation(numbers[c.sentence.id], c))
+            citations.append(citation(numbers[c.sentence.id], c.passage.chunk, c.sentence))
         claim = _MARKERS.sub("", item.claim).strip()
         claims.append(Claim(claim_text(claim), (numbers[c.sentence.id],)))
     return Draft(tuple(claims), tuple(citations), made_by="llm")

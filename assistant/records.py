@@ -114,3 +114,13 @@ class Answer:
         if self.error is not None:
             data["error"] = self.error
         return data
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A composed answer before the disclaimer and status are attached."""
+
+    claims: tuple[Claim, ...]
+    citations: tuple[Citation, ...]
+    made_by: Writer = "extractive"
+    fallback: Fallback | None = None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assistant.answer import Draft, heading
-from assistant.records import Answer, Claim, UrgentKind
+from assistant.answer import heading
+from assistant.records import Answer, Claim, Draft, UrgentKind
 from assistant.render import contract_text, urgent_text
 from assistant.safety import DISCLAIMER
 from corpus.records import Chunk

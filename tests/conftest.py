@@ -24,6 +24,9 @@ offline()  # before gradio or chromadb is imported by any test module
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus" / "documents"
+# Debian's chromium, headless, with nothing fetched from outside (never `playwright install`).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 SOURCES = tomllib.loads((CORPUS / "sources.toml").read_text(encoding="utf-8"))
 
 

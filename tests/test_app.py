@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, served_app
+from conftest import CHROMIUM_ARGS, CORPUS, served_app
 
 from assistant.safety import DISCLAIMER
 
@@ -74,8 +74,6 @@ def test_no_endpoint_exposes_reingest_or_reads_paths(app_url: str) -> None:
             assert b"root:" not in body and b"[core]" not in body, path
 
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 CONTRAST = """(selector) => {
   const el = document.querySelector(selector);
   if (!el) return 0;

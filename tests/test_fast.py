@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.answer import Draft
 from assistant.citations import check_citations
 from assistant.followup import follow_up_query
 from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
-from assistant.records import Answer, Citation, Claim
+from assistant.records import Answer, Citation, Claim, Draft
 from assistant.render import (
     answer_html,
     contract_text,
@@ -276,6 +275,12 @@ def test_sentences_keep_offsets_and_survive_abbreviations_and_decimals() -> None
         "Then sleep.",
     ]
     assert sentence_spans(text, 2, 31) == [(2, 31)]
+    wrapped = "A hard-wrapped\nsentence ends here. Next one.\n\nA heading"
+    assert [wrapped[s:e] for s, e in sentence_spans(wrapped)] == [
+        "A hard-wrapped\nsentence ends here.",
+        "Next one.",
+        "A heading",
+    ]
 
 
 def test_chunks_pack_whole_sentences_of_one_section_within_the_limit() -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CHROMIUM_ARGS, CORPUS, run_cli, served_app
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableLambda
@@ -224,3 +225,132 @@ def test_a_paraphrase_is_kept_and_a_changed_fact_is_not(embedder) -> None:
     assert verdict("Melatonin is made by the thyroid gland in the neck [2].").best is None
     assert "negates" in verdict("Melatonin is not produced by the pineal gland [2].").reason
     assert "about the passages" in verdict("The passage says melatonin is a hormone [2].").reason
+
+
+class _FlakyServer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server that answers its first `answers` completions, then drops
+    every connection without a reply (as a crashing llama.cpp server does)."""
+
+    answers = 0
+    served = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        cls = type(self)
+        if cls.served >= cls.answers:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)  # the client sees the line drop
+            return
+        cls.served += 1
+        body = json.dumps(
+            {
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Sleep."}}],
+                "model": "smollm2",
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _flaky_server(answers: int) -> tuple[HTTPServer, str]:
+    handler = type("Flaky", (_FlakyServer,), {"answers": answers, "served": 0})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def _answerable_questions(tmp_path: Path) -> Path:
+    path = tmp_path / "questions.jsonl"
+    rows = [
+        {"id": "a1", "question": "Which gland in the brain makes melatonin?", "history": [],
+         "expect": "answer", "must_include": [["pineal"]], "sources": [], "category": "fact"},
+        {"id": "a2", "question": "What are probiotics?", "history": [], "expect": "answer",
+         "must_include": [], "sources": [], "category": "fact"},
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_the_llm_eval_fails_when_the_server_drops_connections(seed_index, tmp_path: Path) -> None:
+    env = {"RAG_INDEX_DIR": str(seed_index[0])}
+    questions = str(_answerable_questions(tmp_path))
+    dead, dead_url = _flaky_server(answers=0)  # accepts, then drops even the smoke request
+    try:
+        result = run_cli("evals.llm", "--base-url", dead_url, "--questions", questions,
+                         "--report", str(tmp_path / "r1"), env=env)  # fmt: skip
+    finally:
+        dead.shutdown()
+    assert result.returncode == 2, result.stderr
+    assert "the smoke request" in result.stderr and "got no completion" in result.stderr
+
+    flaky, flaky_url = _flaky_server(answers=1)  # the smoke request passes, then every drop
+    try:
+        result = run_cli("evals.llm", "--base-url", flaky_url, "--questions", questions,
+                         "--report", str(tmp_path / "r2"), env=env)  # fmt: skip
+    finally:
+        flaky.shutdown()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 of 2 LLM requests failed at the server" in result.stderr, result.stderr
+    assert "server failures 2 of 2" in result.stdout  # the table says it too
+
+
+class _Counting(_FlakyServer):
+    """Drops every connection, counting the requests that reach it."""
+
+    requests = 0
+
+    def do_POST(self) -> None:
+        type(self).requests += 1
+        super().do_POST()
+
+
+@pytest.mark.browser
+def test_the_ui_says_the_llm_is_unavailable_after_repeated_failures(
+    seed_index, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from assistant.llm import FAILURES_TO_PAUSE
+
+    handler = type("Down", (_Counting,), {"answers": 0, "served": 0, "requests": 0})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shutil.copytree(seed_index[0], tmp_path / "index")
+    env = {
+        "RAG_GENERATOR": "openai",
+        "RAG_LLM_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
+        "RAG_LLM_MODEL": "smollm2",
+        "RAG_LLM_TIMEOUT": "10",
+    }
+    try:
+        with (
+            served_app(CORPUS, tmp_path / "index", tmp_path / "app.log", env) as url,
+            sync_playwright() as pw,
+        ):
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(url)
+            generator = page.locator("#generator")
+            expect(generator).to_contain_text("Answers: written by the LLM (smollm2)")
+            replies = page.locator("#chat .reply")
+            for n in range(1, FAILURES_TO_PAUSE + 2):
+                page.locator("#question textarea").fill("Which gland in the brain makes melatonin?")
+                page.locator("#send").click()
+                expect(replies).to_have_count(n, timeout=60_000)
+                expect(replies.nth(n - 1)).to_contain_text("pineal", timeout=60_000)
+            expect(replies.nth(0)).to_contain_text("did not answer")
+            expect(page.get_by_text("The LLM is not answering")).to_be_visible()
+            expect(generator).to_contain_text("LLM unavailable")
+            expect(generator).to_contain_text(f"failed {FAILURES_TO_PAUSE} times in a row")
+            expect(replies.nth(FAILURES_TO_PAUSE)).to_contain_text("unavailable after repeated")
+            assert handler.requests == FAILURES_TO_PAUSE  # paused: the last one was not sent
+            browser.close()
+    finally:
+        server.shutdown()
