@@ -31,7 +31,7 @@ from settings import Settings
 
 logger = logging.getLogger("ingest")
 
-PIPELINE_VERSION = f"6:{MAX_CHARS}"  # change it and every document is re-chunked
+PIPELINE_VERSION = f"7:{MAX_CHARS}"  # change it and every document is re-chunked
 METADATA_FILE = "sources.toml"
 HIDDEN = "hidden: the name starts with '.' (rename it to ingest it)"
 _WRITE_BATCH = 256  # texts embedded before a group of documents is written and published
