@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 
 from assistant.chain import Assistant
 from assistant.inputs import MAX_QUESTION_CHARS, normalise
-from assistant.llm import FAILURES_TO_PAUSE
 from assistant.records import Answer
 from assistant.render import answer_html, doc_text, document_html, streaming_html
 from assistant.retrieval import IndexMissingError
@@ -452,19 +451,28 @@ class FeedbackLog:
         return records
 
 
-def llm_status(assistant: Assistant) -> str:
-    """Who writes the answers: the LLM, or quotes while the LLM is paused after failures."""
+def llm_status(assistant: Assistant, use_llm: bool = True) -> str:
+    """Who writes the answers now: the LLM, or the documents' own sentences, and why."""
     llm = assistant.llm
     if llm is None:
         return ""
+    if not use_llm:
+        return (
+            "Answers: the documents' own sentences, quoted with their sources (the LLM is "
+            "switched off for this chat)."
+        )
     name = html.escape(assistant.generator_name)
     if not getattr(llm, "available", True):
-        error = html.escape(getattr(llm, "last_error", ""))
-        retry = getattr(llm, "retry_in", lambda: 0.0)()
         return (
-            f"<div class='degraded' role='status'><strong>LLM unavailable:</strong> {name} "
-            f"failed {FAILURES_TO_PAUSE} times in a row ({error}). Answers are the documents' "
-            f"own sentences; it is asked again in about {retry:.0f} s.</div>"
+            "<div class='degraded' role='status'><strong>LLM unavailable.</strong> The language "
+            f"model that words the answers ({name}) is not responding, so answers are the "
+            "documents' own sentences, quoted with their sources. Nothing to do on your side: "
+            "it is tried again after a minute.</div>"
+        )
+    if getattr(llm, "failing", False):
+        return (
+            f"<div class='degraded' role='status'>{name} did not respond to the last question, "
+            "so that answer is the documents' own sentences.</div>"
         )
     return (
         f"Answers: written by {name}; every sentence is checked against the passage it cites, "
@@ -521,9 +529,9 @@ def build_ui(
         yield "", [*chat, working], gr.skip(), gr.skip(), "Looking in the documents."
         answer = assistant.ask(message, history, use_llm=use_llm)
         if answer.fallback is not None and answer.fallback.kind == "server" and not llm_up():
-            gr.Warning(  # once, when the failures pause the LLM; its status line stays
-                "The LLM is not answering, so answers are the documents' own sentences "
-                "until it does."
+            gr.Info(  # once, when the failures pause the LLM; the status line says it too
+                "The LLM is not responding: answers are the documents' own sentences for now.",
+                duration=6,
             )
         history = [*history, {"role": "user", "content": message}]
         index = len(chat)  # the reply's position in the chat, which the thumbs report
@@ -688,7 +696,7 @@ def build_ui(
             outputs,
             api_visibility="private",
             trigger_mode="always_last",
-        ).then(lambda: llm_status(assistant), None, generator, api_visibility="private")
+        ).then(lambda on: llm_status(assistant, on), use_llm, generator, api_visibility="private")
         for button, text in zip(example_buttons, EXAMPLES, strict=True):  # examples send at once
 
             def ask_example(
@@ -698,11 +706,16 @@ def build_ui(
 
             button.click(
                 ask_example, [chat, history, answers, use_llm], outputs, api_visibility="private"
-            ).then(lambda: llm_status(assistant), None, generator, api_visibility="private")
+            ).then(
+                lambda on: llm_status(assistant, on), use_llm, generator, api_visibility="private"
+            )
         reset = [chat, history, answers, question, status, panel, document]
         clear.click(new_chat, outputs=reset, api_visibility="private")
         chat.clear(new_chat, outputs=reset, api_visibility="private")  # the same, from the bin
         chat.like(judge, [answers], None, api_visibility="private")
+        use_llm.change(
+            lambda on: llm_status(assistant, on), use_llm, generator, api_visibility="private"
+        )
         index_accordion.expand(index_panel, None, index_info, api_visibility="private")
         open_request.change(
             open_document, open_request, [panel, document], api_visibility="private"

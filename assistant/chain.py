@@ -107,7 +107,7 @@ class Assistant:
         return self._retriever
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Index:
         """The index this assistant reads."""
         return self.retriever.store
 

@@ -205,22 +205,23 @@ class LLMGenerator:
         self._clock = clock
         self._failures_in_a_row = 0
         self._paused_until = 0.0
-        self.last_error = ""
+        self._lock = threading.Lock()  # the app answers several users at once
 
     @property
     def available(self) -> bool:
         """False while the server is paused after repeated failures."""
         return self._clock() >= self._paused_until
 
-    def retry_in(self) -> float:
-        """Seconds until the paused server is asked again (0 when it is available)."""
-        return max(0.0, self._paused_until - self._clock())
+    @property
+    def failing(self) -> bool:
+        """Did the last request fail at the server (while not yet paused)?"""
+        return self._failures_in_a_row > 0
 
     def compose(self, question: str, candidates: Sequence[Candidate]) -> Draft:
         """The LLM's supported sentences with verbatim citations, else the extractive answer."""
         if not self.available:
             self.stats.add(fallbacks=1, skipped=1)
-            detail = f"{self.label} is unavailable after repeated failures ({self.last_error})"
+            detail = f"{self.label} is not responding"
             return self._fallback(question, candidates, Fallback("unavailable", detail))
         passages = _passages(candidates)
         self.stats.add(requests=1)
@@ -230,9 +231,10 @@ class LLMGenerator:
         except Exception as exc:  # noqa: BLE001 - any server failure falls back, never hangs
             self.stats.add(failures=1, fallbacks=1)
             self._failed(exc)
-            detail = f"{self.label} did not answer ({type(exc).__name__})"
+            detail = f"{self.label} did not respond"
             return self._fallback(question, candidates, Fallback("server", detail))
-        self._failures_in_a_row = 0
+        with self._lock:
+            self._failures_in_a_row = 0
         checked = check_claims(text, passages, self.embedder)
         if self.on_checked is not None:
             self.on_checked(question, checked)
@@ -245,12 +247,14 @@ class LLMGenerator:
         return _draft(kept)
 
     def _failed(self, exc: Exception) -> None:
-        self.last_error = type(exc).__name__
-        self._failures_in_a_row += 1
-        log.warning("%s failed (%s in a row): %s", self.label, self._failures_in_a_row, exc)
-        if self._failures_in_a_row >= FAILURES_TO_PAUSE:
-            self._paused_until = self._clock() + PAUSE_S
-            self._failures_in_a_row = 0
+        with self._lock:
+            self._failures_in_a_row += 1
+            in_a_row = self._failures_in_a_row
+            if in_a_row >= FAILURES_TO_PAUSE:
+                self._paused_until = self._clock() + PAUSE_S
+                self._failures_in_a_row = 0
+        log.warning("%s failed (%d in a row): %s", self.label, in_a_row, exc)
+        if in_a_row >= FAILURES_TO_PAUSE:
             log.error("%s paused for %.0f s after repeated failures", self.label, PAUSE_S)
 
     def _fallback(self, question: str, candidates: Sequence[Candidate], why: Fallback) -> Draft:

@@ -47,9 +47,7 @@ def load(path: Path) -> LoadedDocument:
     if suffix not in SUPPORTED:
         raise LoadError(f"unsupported file type '{suffix or path.name}'")
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise LoadError(f"file too large ({size / 1e6:.1f} MB; limit {MAX_BYTES // 2**20} MiB)")
+        check_size(path)
         data = path.read_bytes()
     except PermissionError as exc:
         raise LoadError(f"unreadable file ({exc.strerror})") from exc
@@ -65,6 +63,13 @@ def load(path: Path) -> LoadedDocument:
     if suffix in (".md", ".markdown"):
         return _load_markdown(text)
     return LoadedDocument(text=text, blocks=tuple(plain_blocks(text)), title=None, plain=True)
+
+
+def check_size(path: Path) -> None:
+    """LoadError when the file is over MAX_BYTES (checked before it is read)."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise LoadError(f"file too large ({size / 1e6:.1f} MB; limit {MAX_BYTES // 2**20} MiB)")
 
 
 def decode(data: bytes) -> str:

@@ -23,10 +23,10 @@ import numpy as np
 
 from corpus.embeddings import Embedder
 from corpus.records import Chunk, DocumentEntry, Flagged, Sentence
-from corpus.screening import Screen
+from corpus.screening import SCREEN_FILE, Screen
 from corpus.store import Store, StoreError
 from ingest.chunking import MAX_CHARS, chunk_document
-from ingest.loaders import MAX_BYTES, LoadError, load
+from ingest.loaders import LoadError, check_size, load
 from settings import Settings
 
 logger = logging.getLogger("ingest")
@@ -203,9 +203,10 @@ def index_profile(embedder: Embedder, *, search_only: bool) -> str:
     return f"{embedder.space}|{'search-only' if search_only else 'sentences'}"
 
 
-def _version(source: str, data: bytes, meta: dict[str, str]) -> str:
+def _version(source: str, data: bytes, meta: dict[str, str], screen: str) -> str:
+    """A document version: its bytes, metadata, the pipeline and the screen that flags it."""
     h = hashlib.sha256(
-        f"{PIPELINE_VERSION}\0{source}\0{json.dumps(meta, sort_keys=True)}\0".encode()
+        f"{PIPELINE_VERSION}\0{screen}\0{source}\0{json.dumps(meta, sort_keys=True)}\0".encode()
     )
     h.update(data)
     return h.hexdigest()[:20]
@@ -242,6 +243,8 @@ def ingest(
             # versions an interrupted run left unpublished: their vectors are reused below,
             # and they are deleted once this run has published
             orphans = store.stored_versions() - {e.version for e in live.values()}
+        # a refitted screen re-screens every document (its vectors are reused, not re-embedded)
+        screen_digest = hashlib.sha256(SCREEN_FILE.read_bytes()).hexdigest()[:12]
         metadata, skipped = read_metadata(corpus_dir)
         files, refused = scan(corpus_dir)
         skipped += refused
@@ -250,12 +253,8 @@ def ingest(
         for source, path in files.items():
             meta = metadata.get(source, {})
             try:
-                size = path.stat().st_size
-                if size > MAX_BYTES:
-                    raise LoadError(
-                        f"file too large ({size / 1e6:.1f} MB; limit {MAX_BYTES // 2**20} MiB)"
-                    )
-                version = _version(source, path.read_bytes(), meta)
+                check_size(path)
+                version = _version(source, path.read_bytes(), meta, screen_digest)
                 old = live.get(source)
                 if old is not None and old.version == version:
                     kept.add(source)

@@ -395,7 +395,7 @@ def test_the_llm_pauses_after_repeated_server_failures_and_says_so(fake_assistan
         assert len(calls) == FAILURES_TO_PAUSE and not llm.available
         paused = fake_assistant.ask(question)
         assert paused.status == "answered" and paused.citations  # quotes, not an error
-        assert "unavailable after repeated failures" in paused.generator
+        assert paused.generator == "extractive (fallback: the LLM (t) is not responding)"
         now[0] += PAUSE_S
         assert llm.available and fake_assistant.ask(question).fallback.kind == "server"
         assert len(calls) == FAILURES_TO_PAUSE + 1  # asked again once the pause is over
