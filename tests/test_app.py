@@ -14,10 +14,14 @@ from conftest import CHROMIUM_ARGS, CORPUS, served_app
 
 from assistant.safety import DISCLAIMER
 
+# Markup inside an ordinary sentence, which the ingest screen does not flag (0.37 < 0.75): it
+# must be quoted as text. (The screen flags the markup-heavy "Chamomile tea <script>… is a
+# bedtime drink <img …>" at 0.77; then nothing is quoted at all, and escaping goes unchecked.)
 XSS_DOC = (
     "Chamomile Notes\n\n"
-    "Chamomile tea <script>alert('xss')</script> is a bedtime drink "
-    "<img src=x onerror=alert(1)> that many people enjoy before sleep.\n"
+    "Chamomile tea is a mild herbal drink <b>brewed</b> from dried flowers "
+    "<script>alert('xss')</script> and <img src=x onerror=alert(1)> many people enjoy it before "
+    "sleep.\n"
 )
 
 
