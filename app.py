@@ -548,6 +548,9 @@ def build_ui(
     def llm_up() -> bool:
         return getattr(assistant.llm, "available", True)
 
+    def show_llm(use_llm: bool) -> str:
+        return llm_status(assistant, use_llm)
+
     def new_chat() -> tuple:
         return [], [], {}, "", "", gr.update(visible=False), ""
 
@@ -696,7 +699,7 @@ def build_ui(
             outputs,
             api_visibility="private",
             trigger_mode="always_last",
-        ).then(lambda on: llm_status(assistant, on), use_llm, generator, api_visibility="private")
+        ).then(show_llm, use_llm, generator, api_visibility="private")
         for button, text in zip(example_buttons, EXAMPLES, strict=True):  # examples send at once
 
             def ask_example(
@@ -706,16 +709,12 @@ def build_ui(
 
             button.click(
                 ask_example, [chat, history, answers, use_llm], outputs, api_visibility="private"
-            ).then(
-                lambda on: llm_status(assistant, on), use_llm, generator, api_visibility="private"
-            )
+            ).then(show_llm, use_llm, generator, api_visibility="private")
         reset = [chat, history, answers, question, status, panel, document]
         clear.click(new_chat, outputs=reset, api_visibility="private")
         chat.clear(new_chat, outputs=reset, api_visibility="private")  # the same, from the bin
         chat.like(judge, [answers], None, api_visibility="private")
-        use_llm.change(
-            lambda on: llm_status(assistant, on), use_llm, generator, api_visibility="private"
-        )
+        use_llm.change(show_llm, use_llm, generator, api_visibility="private")
         index_accordion.expand(index_panel, None, index_info, api_visibility="private")
         open_request.change(
             open_document, open_request, [panel, document], api_visibility="private"
@@ -775,6 +774,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     args = parser.parse_args(argv)
+    offline()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -812,7 +812,6 @@ def main(argv: list[str] | None = None) -> None:
     except IndexMissingError as exc:
         sys.exit(f"error: {exc}")
     demo = build_ui(settings, assistant, embedder, screen, degraded=degraded)
-    offline()
     import gradio as gr
     from starlette.middleware import Middleware
 
