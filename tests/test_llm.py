@@ -28,6 +28,7 @@ from assistant.llm import (
     check_claim,
     make_chat_model,
 )
+from evals.load import free_port
 from settings import Settings, SettingsError
 
 QUESTION = "How much melatonin should I take?"
@@ -107,9 +108,7 @@ def test_refusals_and_emergencies_never_reach_the_llm(seed_index, embedder) -> N
 def test_a_server_that_is_down_gives_the_extractive_answer_and_says_so(
     seed_index, embedder
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    port = free_port()  # nothing listens here once it returns
     assistant = Assistant(openai_settings(seed_index, port, llm_timeout=3.0), embedder=embedder)
     assert assistant.generator_name == "the LLM (tiny)"
     answer = assistant.ask(QUESTION)
@@ -122,43 +121,14 @@ def test_the_openai_client_caps_the_answer_length_in_a_way_llama_cpp_understands
     seed_index, embedder
 ) -> None:
     """langchain-openai sends max_completion_tokens, which llama.cpp's server ignores."""
-    bodies: list[dict] = []
-
-    class Server(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            reply = json.dumps(
-                {
-                    "id": "x",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": "tiny",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": "No idea."},
-                        }
-                    ],
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, fake = _fake_openai(content="No idea.")
     try:
         settings = openai_settings(seed_index, server.server_port)
         answer = Assistant(settings, embedder=embedder).ask(QUESTION)
     finally:
         server.shutdown()
-    assert bodies and bodies[0]["max_tokens"] == 300 and bodies[0]["temperature"] == 0
+    assert fake.bodies and fake.bodies[0]["max_tokens"] == 300
+    assert fake.bodies[0]["temperature"] == 0
     assert answer.generator.startswith("extractive (fallback: none of")  # "No idea." is dropped
 
 
@@ -227,25 +197,30 @@ def test_a_paraphrase_is_kept_and_a_changed_fact_is_not(embedder) -> None:
     assert "about the passages" in verdict("The passage says melatonin is a hormone [2].").reason
 
 
-class _FlakyServer(BaseHTTPRequestHandler):
-    """An OpenAI-compatible server that answers its first `answers` completions, then drops
-    every connection without a reply (as a crashing llama.cpp server does)."""
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat server that records each request's body, replies `content` to
+    the first `answers` of them (all, when None), then drops every connection without a reply,
+    as a crashing llama.cpp server does."""
 
-    answers = 0
-    served = 0
+    answers: int | None = None
+    content = ""
+    bodies: list[dict]
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
         cls = type(self)
-        if cls.served >= cls.answers:
+        cls.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+        if cls.answers is not None and len(cls.bodies) > cls.answers:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)  # the client sees the line drop
             return
-        cls.served += 1
+        message = {"role": "assistant", "content": cls.content}
         body = json.dumps(
             {
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Sleep."}}],
-                "model": "smollm2",
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "tiny",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
             }
         ).encode()
         self.send_response(200)
@@ -258,11 +233,18 @@ class _FlakyServer(BaseHTTPRequestHandler):
         pass
 
 
-def _flaky_server(answers: int) -> tuple[HTTPServer, str]:
-    handler = type("Flaky", (_FlakyServer,), {"answers": answers, "served": 0})
+def _fake_openai(
+    answers: int | None = None, content: str = "Sleep."
+) -> tuple[HTTPServer, type[_FakeOpenAI]]:
+    """A `_FakeOpenAI` on a free loopback port, serving in a thread; shut it down when done."""
+    handler = type("Fake", (_FakeOpenAI,), {"answers": answers, "content": content, "bodies": []})
     server = HTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+    return server, handler
+
+
+def _url(server: HTTPServer) -> str:
+    return f"http://127.0.0.1:{server.server_port}/v1"
 
 
 def _answerable_questions(tmp_path: Path) -> Path:
@@ -281,7 +263,8 @@ def _answerable_questions(tmp_path: Path) -> Path:
 def test_the_llm_eval_fails_when_the_server_drops_connections(seed_index, tmp_path: Path) -> None:
     env = {"RAG_INDEX_DIR": str(seed_index[0])}
     questions = str(_answerable_questions(tmp_path))
-    dead, dead_url = _flaky_server(answers=0)  # accepts, then drops even the smoke request
+    dead, _ = _fake_openai(answers=0)  # accepts, then drops even the smoke request
+    dead_url = _url(dead)
     try:
         result = run_cli("evals.llm", "--base-url", dead_url, "--questions", questions,
                          "--report", str(tmp_path / "r1"), env=env)  # fmt: skip
@@ -290,7 +273,8 @@ def test_the_llm_eval_fails_when_the_server_drops_connections(seed_index, tmp_pa
     assert result.returncode == 2, result.stderr
     assert "the smoke request" in result.stderr and "got no completion" in result.stderr
 
-    flaky, flaky_url = _flaky_server(answers=1)  # the smoke request passes, then every drop
+    flaky, _ = _fake_openai(answers=1)  # the smoke request passes, then every one drops
+    flaky_url = _url(flaky)
     try:
         result = run_cli("evals.llm", "--base-url", flaky_url, "--questions", questions,
                          "--report", str(tmp_path / "r2"), env=env)  # fmt: skip
@@ -301,16 +285,6 @@ def test_the_llm_eval_fails_when_the_server_drops_connections(seed_index, tmp_pa
     assert "server failures 2 of 2" in result.stdout  # the table says it too
 
 
-class _Counting(_FlakyServer):
-    """Drops every connection, counting the requests that reach it."""
-
-    requests = 0
-
-    def do_POST(self) -> None:
-        type(self).requests += 1
-        super().do_POST()
-
-
 @pytest.mark.browser
 def test_the_ui_says_the_llm_is_unavailable_after_repeated_failures(
     seed_index, tmp_path: Path
@@ -319,13 +293,11 @@ def test_the_ui_says_the_llm_is_unavailable_after_repeated_failures(
 
     from assistant.llm import FAILURES_TO_PAUSE
 
-    handler = type("Down", (_Counting,), {"answers": 0, "served": 0, "requests": 0})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, fake = _fake_openai(answers=0)  # drops every request
     shutil.copytree(seed_index[0], tmp_path / "index")
     env = {
         "RAG_GENERATOR": "openai",
-        "RAG_LLM_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
+        "RAG_LLM_BASE_URL": _url(server),
         "RAG_LLM_MODEL": "smollm2",
         "RAG_LLM_TIMEOUT": "10",
     }
@@ -353,7 +325,7 @@ def test_the_ui_says_the_llm_is_unavailable_after_repeated_failures(
             expect(generator).to_contain_text("answers are the documents' own sentences")
             expect(generator).not_to_contain_text("Error")  # no exception names for a reader
             expect(replies.nth(FAILURES_TO_PAUSE)).to_contain_text("is not responding")
-            assert handler.requests == FAILURES_TO_PAUSE  # paused: the last one was not sent
+            assert len(fake.bodies) == FAILURES_TO_PAUSE  # paused: the last one was not sent
             page.locator("#use-llm input").uncheck()
             expect(generator).to_contain_text("switched off for this chat")
             browser.close()
