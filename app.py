@@ -462,17 +462,18 @@ def llm_status(assistant: Assistant, use_llm: bool = True) -> str:
             "switched off for this chat)."
         )
     name = html.escape(assistant.generator_name)
+    subject = name[:1].upper() + name[1:]  # "The LLM (smollm2)"
     if not getattr(llm, "available", True):
         return (
-            "<div class='degraded' role='status'><strong>LLM unavailable.</strong> The language "
-            f"model that words the answers ({name}) is not responding, so answers are the "
-            "documents' own sentences, quoted with their sources. Nothing to do on your side: "
-            "it is tried again after a minute.</div>"
+            f"<div class='degraded' role='status'><strong>LLM unavailable.</strong> {subject}, "
+            "which words the answers, is not responding, so answers are the documents' own "
+            "sentences, quoted with their sources. Nothing to do on your side: it is tried again "
+            "after a minute.</div>"
         )
     if getattr(llm, "failing", False):
         return (
-            f"<div class='degraded' role='status'>{name} did not respond to the last question, "
-            "so that answer is the documents' own sentences.</div>"
+            f"<div class='degraded' role='status'>{subject} did not respond to the last "
+            "question, so that answer is the documents' own sentences.</div>"
         )
     return (
         f"Answers: written by {name}; every sentence is checked against the passage it cites, "
