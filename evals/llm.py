@@ -56,17 +56,20 @@ def llama_server(python: str, model: str | None) -> Iterator[str]:
     try:
         try:
             wait_until_up(f"{base}/models", server, 120, output, "llama.cpp server", 0.5)
+        except RuntimeError as exc:  # it exited or timed out; the message holds its output
+            raise ServerError(str(exc)) from None
+        try:
             smoke(base)
-        except (RuntimeError, ServerError) as exc:
-            if server.poll() is not None:
-                output.seek(0)
-                tail = "\n".join(output.read().splitlines()[-15:])
-                raise ServerError(
-                    f"{exc}\nthe server exited with code {server.returncode}"
-                    f"{' (killed by a signal: a crash)' if server.returncode < 0 else ''}; "
-                    f"its last lines:\n{tail}"
-                ) from None
-            raise
+        except ServerError as exc:
+            if server.poll() is None:
+                raise
+            output.seek(0)
+            tail = "\n".join(output.read().splitlines()[-15:])
+            crash = " (killed by a signal: a crash)" if server.returncode < 0 else ""
+            raise ServerError(
+                f"{exc}\nthe server exited with code {server.returncode}{crash}; "
+                f"its last lines:\n{tail}"
+            ) from None
         yield base
     finally:
         server.terminate()
