@@ -262,9 +262,12 @@ def reading(candidate: Candidate) -> str:
     alone).
     """
     chunk = candidate.passage.chunk
-    return (
-        f"The author of a {chunk.kind} writes, under “{heading(chunk)}”: {candidate.sentence.text}"
-    )
+    return reading_text(chunk.kind, heading(chunk), candidate.sentence.text)
+
+
+def reading_text(kind: str, heading: str, sentence: str) -> str:
+    """A sentence as the reader reads it (and was trained to): its kind, heading and text."""
+    return f"The author of a {kind} writes, under “{heading}”: {sentence}"
 
 
 def heading(chunk: Any) -> str:

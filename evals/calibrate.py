@@ -105,8 +105,10 @@ def collect(helper, questions: Sequence[ExternalQuestion], name: str) -> Rows:
 
 
 def cached_rows(dataset: Dataset, split: str, limit: int | None, fresh: bool = False) -> Rows:
-    """Rows for a dataset split, computed once and kept in the cache."""
-    path = CACHE / f"rows2-{dataset.name}-{split}-{limit}.npz"
+    """Rows for a dataset split, computed once per reader and kept in the cache."""
+    from corpus.models import reader_sha256
+
+    path = CACHE / f"rows3-{reader_sha256()[:12]}-{dataset.name}-{split}-{limit}.npz"
     if path.is_file() and not fresh:
         data = np.load(path)
         return Rows(

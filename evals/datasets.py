@@ -74,6 +74,34 @@ class Dataset:
                 path.write_text(text, encoding="utf-8")
 
 
+# The reader (`evals.reader`) trains on these articles only; the gate is calibrated and the
+# external evals run on the others, so neither reads scores the reader was trained to give.
+READER_TRAIN_SQUAD = frozenset(
+    {
+        "Beyoncé",
+        "Frédéric Chopin",
+        "Sino-Tibetan relations during the Ming dynasty",
+        "New York City",
+        "The Legend of Zelda: Twilight Princess",
+    }
+)
+READER_TRAIN_COVID = frozenset(
+    f"covid-{n}"
+    for n in "1545 1548 1552 1560 1566 1570 1589 1595 1652 1676 1690 185 188 2450 2459 2526 "
+    "2565 2592 2668".split()
+)
+
+
+def reader_split(article: str) -> str:
+    """`train` if the reader may train on this article (a SQuAD title or `covid-ID`), else `heldout`."""
+    return "train" if article in READER_TRAIN_SQUAD | READER_TRAIN_COVID else "heldout"
+
+
+def read_json(data_dir: Path, relative: str) -> dict:
+    """A dataset's JSON file, or DatasetMissingError naming it."""
+    return _read(data_dir, relative)
+
+
 def _read(data_dir: Path, relative: str) -> dict:
     path = data_dir / relative
     if not path.is_file():
@@ -88,16 +116,18 @@ def _slug(text: str) -> str:
 def squad(data_dir: Path = DEFAULT_DATA, distractors: int | None = None) -> Dataset:
     """SQuAD 2.0 train subset: 10 Wikipedia articles; impossible questions have no answers.
 
-    Questions are taken only from the articles where annotators wrote impossible ones (two of
-    the ten), so answerable and unanswerable questions come from the same paragraphs and the
-    gate cannot tell them apart by topic; the other articles stay in the corpus (all eight, or
-    the first `distractors`, for a quicker run).
+    Questions are taken only from the article where annotators wrote impossible ones and the
+    reader never trained (one of the ten), so answerable and unanswerable questions come from
+    the same paragraphs and the gate cannot tell them apart by topic; the other articles stay
+    in the corpus (all nine, or the first `distractors`, for a quicker run).
     """
     raw = _read(data_dir, SQUAD)
     articles, questions = [], []
     kept_distractors = 0
     for article in raw["data"]:
-        asked = any(q.get("is_impossible") for p in article["paragraphs"] for q in p["qas"])
+        asked = reader_split(article["title"].replace("_", " ")) == "heldout" and any(
+            q.get("is_impossible") for p in article["paragraphs"] for q in p["qas"]
+        )
         if not asked:
             if distractors is not None and kept_distractors >= distractors:
                 continue
@@ -117,12 +147,20 @@ def squad(data_dir: Path = DEFAULT_DATA, distractors: int | None = None) -> Data
 
 
 def covidqa(data_dir: Path = DEFAULT_DATA, articles: int | None = None, seed: int = 14) -> Dataset:
-    """COVID-QA: half the articles form the corpus; the other half's questions are near-topic.
+    """COVID-QA's articles the reader never trained on: half of them form the corpus; the other
+    half's questions are near-topic.
 
     `articles` keeps only that many (after a seeded shuffle), for a quicker run.
     """
     raw = _read(data_dir, COVIDQA)
-    entries = sorted(raw["data"], key=lambda a: str(a["paragraphs"][0]["document_id"]))
+    entries = sorted(
+        (
+            a
+            for a in raw["data"]
+            if reader_split(f"covid-{a['paragraphs'][0]['document_id']}") == "heldout"
+        ),
+        key=lambda a: str(a["paragraphs"][0]["document_id"]),
+    )
     order = list(range(len(entries)))
     random.Random(seed).shuffle(order)
     order = order[:articles] if articles else order

@@ -410,3 +410,23 @@ def test_settings_name_the_variable_that_is_wrong() -> None:
     with pytest.raises(SettingsError, match="RAG_EMBED_BACKEND='gpu'"):
         Settings.from_env({"RAG_EMBED_BACKEND": "gpu"})
     assert Settings().replace(index_dir="y").index_dir == Path("y")
+
+
+def test_reader_pairs_never_call_a_sentence_holding_the_answer_a_negative() -> None:
+    import random
+
+    from evals.datasets import reader_split
+    from evals.reader.data import Item, answerable_pairs, impossible_pairs
+
+    sentences = ("Paris is the capital.", "It lies on the Seine, as Paris always has.",
+                 "The city has twenty districts today.", "Wine is made in the south of France.")  # fmt: skip
+    item = Item("q1", "France", "France", "whats the capital", ("Paris",), 0, sentences)
+    pairs = answerable_pairs(item, item.question, "lay", random.Random(1), negatives=3)
+    assert [(p.sentence, p.label) for p in pairs if p.label] == [(sentences[0], 1)]
+    assert {p.sentence for p in pairs if not p.label} == set(sentences[2:])  # not the 2nd: "Paris"
+    impossible = Item("q2", "France", "France", "how many districts did the city have", (), -1,
+                      sentences)  # fmt: skip
+    assert impossible_pairs(impossible)[0].sentence == sentences[2]
+    assert {p.label for p in impossible_pairs(impossible)} == {0}
+    assert reader_split("Beyoncé") == "train" and reader_split("IPod") == "heldout"
+    assert reader_split("covid-1545") == "train" and reader_split("covid-1547") == "heldout"

@@ -1,0 +1,63 @@
+"""The trained reader as the app loads it: int8 ONNX, its tokenizer and a card with its sha256.
+
+The float model is exported with torch's ONNX exporter, then quantised as the bundled model was
+(onnxruntime's dynamic int8, one scale per weight matrix), so a pair costs what it did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from corpus.models import READER_CARD, RERANKER, bundled_folder, file_sha256
+
+
+def export(model: Any, folder: Path, card: dict[str, Any]) -> Path:
+    """Write `model.onnx` (int8), `tokenizer.json` and the card (with the sha256) to `folder`."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = torch.ones(2, 16, dtype=torch.long)
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits
+
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = Path(scratch) / "model-fp32.onnx"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's tracing notes; the output is checked
+            torch.onnx.export(
+                Logits(model.eval()),
+                (example, example, torch.zeros_like(example)),
+                str(fp32),
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
+                | {"logits": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        partial = folder / f"model.{os.getpid()}.tmp"
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=False)
+        target = folder / "model.onnx"
+        partial.replace(target)
+    shutil.copyfile(bundled_folder(RERANKER[0]) / "tokenizer.json", folder / "tokenizer.json")
+    card = {**card, "sha256": file_sha256(target), "bytes": target.stat().st_size}
+    (folder / READER_CARD).write_text(
+        json.dumps(card, indent=1, ensure_ascii=False) + "\n", "utf-8"
+    )
+    return target
