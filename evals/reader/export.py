@@ -1,7 +1,8 @@
 """The trained reader as the app loads it: int8 ONNX, its tokenizer and a card with its sha256.
 
-The float model is exported with torch's ONNX exporter, then quantised as the bundled model was
-(onnxruntime's dynamic int8, one scale per weight matrix), so a pair costs what it did.
+The float model is exported with torch's ONNX exporter, then quantised with onnxruntime's
+dynamic int8 (the bundled model's kind of quantisation, with one scale per output channel), so a
+pair costs about what it did.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def export(model: Any, folder: Path, card: dict[str, Any]) -> Path:
                 dynamo=False,
             )
         partial = folder / f"model.{os.getpid()}.tmp"
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=False)
+        # one scale per output channel: with one per matrix (as the bundled model was quantised)
+        # the fine-tuned reader lost most of what it learnt (held-out AUC 0.88 -> 0.58)
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
         target = folder / "model.onnx"
         partial.replace(target)
     shutil.copyfile(bundled_folder(RERANKER[0]) / "tokenizer.json", folder / "tokenizer.json")

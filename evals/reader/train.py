@@ -92,8 +92,9 @@ def batches(pairs: Sequence[Pair], recipe: Recipe, epoch: int) -> list[list[Pair
 
 def train(
     pairs: Sequence[Pair], tokenizer_folder: Path, work: Path, recipe: Recipe = Recipe()
-) -> Any:
-    """The fine-tuned model (a BertForSequenceClassification), resuming from `work` if it can."""
+) -> tuple[Any, float]:
+    """The fine-tuned model (a BertForSequenceClassification) and the seconds training took,
+    resuming from a checkpoint in `work` when it has one for these pairs and this recipe."""
     import torch
 
     from evals.reader.base import float_model
@@ -114,7 +115,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
     )
-    step = 0
+    step, spent = 0, 0.0  # steps done, and seconds they took (over every resumed run)
     checkpoint = work / "checkpoint.pt"
     stamp = {"recipe": asdict(recipe), "pairs": _digest(pairs)}
     if (
@@ -124,7 +125,7 @@ def train(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
-        step = saved["step"]
+        step, spent = saved["step"], saved["seconds"]
         log.info("resumed at step %d of %d", step, total)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     model.train()
@@ -159,10 +160,12 @@ def train(
                         "optimizer": optimizer.state_dict(),
                         "schedule": schedule.state_dict(),
                         "step": step,
+                        "seconds": spent + time.monotonic() - started,
                         "stamp": stamp,
                     },
                     checkpoint.with_suffix(".tmp"),
                 )
                 checkpoint.with_suffix(".tmp").replace(checkpoint)
         epoch += 1
-    return model.eval()
+    log.info("trained: %d steps in %.0f s", total, spent + time.monotonic() - started)
+    return model.eval(), spent + time.monotonic() - started
