@@ -45,8 +45,9 @@ eval: setup
 	$(PY) -m evals
 
 # Rebuild the reader (corpus/reader/): pairs from evals/reader/data and ../shared/datasets, then
-# fine-tuning on this CPU (~40 min on 2 cores; progress in the log; resumes from its checkpoint),
-# int8 ONNX with its sha256, and evals/reports/reader.md. Then `make calibrate` refits the gate.
+# fine-tuning on this CPU (~48 min on 2 cores; progress in the log; resumes from its checkpoint),
+# int8 ONNX with its sha256, and evals/reports/reader.md. Then refit the gate on its scores:
+# `.venv/bin/python -m evals.calibrate --only gate`.
 reader: setup
 	$(PY) -m ingest
 	$(PY) -m evals.reader

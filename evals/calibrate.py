@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="datasets folder")
     parser.add_argument("--limit", type=int, default=CALIB_LIMIT, help="questions per set")
     parser.add_argument("--fresh", action="store_true", help="recompute cached features")
+    parser.add_argument("--only", choices=("gate", "triage"), help="refit just this model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -300,9 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     negatives = [q.question for d in datasets for q in sample(d.questions, "calib", args.limit)]
     trained_on = ", ".join(f"{r.dataset} calib ({len(r.answerable)} questions)" for r in sets)
     gate = replace(fit_gate(sets), trained_on=trained_on)
-    GATE_FILE.write_text(json.dumps(gate.to_json(), indent=1) + "\n", encoding="utf-8")
-    triage = fit_triage(SentenceEncoder(), triage_rows("train"), negatives)
-    TRIAGE_FILE.write_text(json.dumps(triage) + "\n", encoding="utf-8")
+    if args.only != "triage":
+        GATE_FILE.write_text(json.dumps(gate.to_json(), indent=1) + "\n", encoding="utf-8")
+    if args.only == "gate":
+        triage = json.loads(TRIAGE_FILE.read_text(encoding="utf-8"))
+    else:
+        triage = fit_triage(SentenceEncoder(), triage_rows("train"), negatives)
+        TRIAGE_FILE.write_text(json.dumps(triage) + "\n", encoding="utf-8")
 
     lines = ["# Calibration", "", f"Gate fitted on {trained_on}.", ""]
     for name, model in (("sentence", gate.sentence), ("question", gate.question)):

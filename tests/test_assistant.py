@@ -46,20 +46,28 @@ FACTS = [
     ("What are the side effects of melatonin?", ["dizziness"], "melatonin-microbiome-synergy"),
     ("How does light affect melatonin?", ["suppress", "darkness"], "melatonin-microbiome-synergy"),
     ("How many CFU should a probiotic have?", ["10 billion CFU"], "melatonin-microbiome-synergy"),
-    (
+    pytest.param(
         "Can I take melatonin while pregnant?",
         ["healthcare provider"],
         "melatonin-microbiome-synergy",
+        marks=pytest.mark.xfail(
+            reason="refused since the reader of issue 23 (its gate threshold moved); the answer path is issue 25",
+            strict=True,
+        ),
     ),
     (
         "What is the gut-brain axis?",
         ["bidirectional communication"],
         "melatonin-microbiome-synergy",
     ),
-    (
+    pytest.param(
         "Could melatonin make inflammatory bowel disease worse?",
         ["increase inflammation"],
         "how-gut-health-affects-sleep",
+        marks=pytest.mark.xfail(
+            reason="refused since the reader of issue 23 (its gate threshold moved); the answer path is issue 25",
+            strict=True,
+        ),
     ),
     ("whats a prebiotic", ["non-digestible fibers"], "melatonin-microbiome-synergy"),
     ("does melatonn make you groggy", ["higher doses", "lower doses"], None),
