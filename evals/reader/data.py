@@ -63,17 +63,13 @@ def _contains(sentence: str, answers: tuple[str, ...]) -> bool:
     return any(" ".join(a.lower().split()) in folded for a in answers if a.strip())
 
 
-def _split_text(text: str) -> list[tuple[int, int]]:
-    return sentence_spans(text)
-
-
 def squad_items(data_dir: Path = DEFAULT_DATA) -> Iterator[Item]:
     """SQuAD questions with their paragraph's sentences (impossible ones have gold -1)."""
     for article in read_json(data_dir, SQUAD)["data"]:
         title = article["title"].replace("_", " ")
-        for number, paragraph in enumerate(article["paragraphs"]):
+        for paragraph in article["paragraphs"]:
             context = paragraph["context"]
-            spans = _split_text(context)
+            spans = sentence_spans(context)
             texts = tuple(context[s:e] for s, e in spans)
             for qa in paragraph["qas"]:
                 answers = tuple(a["text"] for a in qa["answers"])
@@ -86,7 +82,6 @@ def squad_items(data_dir: Path = DEFAULT_DATA) -> Iterator[Item]:
                         continue  # the answer crosses a sentence boundary: no one gold sentence
                     gold = inside[0]
                 yield Item(str(qa["id"]), title, title, qa["question"], answers, gold, texts)
-            del number
 
 
 def covid_items(data_dir: Path = DEFAULT_DATA) -> Iterator[Item]:
@@ -96,7 +91,7 @@ def covid_items(data_dir: Path = DEFAULT_DATA) -> Iterator[Item]:
         context = paragraph["context"]
         doc = f"covid-{paragraph['document_id']}"
         title = context.strip().split("\n")[0][:200]
-        spans = _split_text(context)
+        spans = sentence_spans(context)
         for qa in paragraph["qas"]:
             answer = qa["answers"][0]
             start, end = answer["answer_start"], answer["answer_start"] + len(answer["text"])
@@ -116,7 +111,7 @@ def sentence_items(data_dir: Path = DEFAULT_DATA) -> dict[str, Item]:
         title = article["title"].replace("_", " ")
         for p, paragraph in enumerate(article["paragraphs"]):
             context = paragraph["context"]
-            texts = tuple(context[s:e] for s, e in _split_text(context))
+            texts = tuple(context[s:e] for s, e in sentence_spans(context))
             for s in range(len(texts)):
                 sid = f"squad:{article['title']}:{p}:{s}"
                 found[sid] = Item(sid, title, title, "", (), s, texts)
@@ -124,7 +119,7 @@ def sentence_items(data_dir: Path = DEFAULT_DATA) -> dict[str, Item]:
         paragraph = article["paragraphs"][0]
         context = paragraph["context"]
         title = context.strip().split("\n")[0][:200]
-        spans = _split_text(context)
+        spans = sentence_spans(context)
         for s in range(len(spans)):
             lo, hi = max(0, s - WINDOW), min(len(spans), s + WINDOW + 1)
             texts = tuple(context[a:b] for a, b in spans[lo:hi])
