@@ -12,14 +12,16 @@ import html
 import ipaddress
 import json
 import logging
+import math
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -261,6 +263,54 @@ def render_index(assistant: Assistant, model_path: str) -> str:
     return out
 
 
+def render_titles(assistant: Assistant) -> str:
+    """What any visitor may see of the index: the titles of its documents, nothing more."""
+    try:
+        titles = sorted({d.title for d in assistant.store.documents().values()})
+    except Exception:  # noqa: BLE001 - an unreadable index: the curator view says why
+        titles = []
+    if not titles:
+        return "<p>The documents can't be listed right now.</p>"
+    items = "".join(f"<li><bdi>{doc_text(t)}</bdi></li>" for t in titles)
+    return f"<p>Answers come only from these documents:</p><ul>{items}</ul>"
+
+
+def render_review(assistant: Assistant) -> str:
+    """The curator's list of documents added or changed since they last marked the index
+    reviewed, each with the sentences ingest flagged in it."""
+    try:
+        fresh = assistant.store.unreviewed()
+        flagged = assistant.store.flagged()
+    except Exception:  # noqa: BLE001 - render_index already says the index can't be read
+        return ""
+    if not fresh:
+        return "<h4>New since your last review</h4><p>Nothing: every document is reviewed.</p>"
+    rows = []
+    for d in fresh:
+        marks = [f for f in flagged if f.source == d.source]
+        notes = "".join(f"<li><bdi>{doc_text(f.text)}</bdi></li>" for f in marks)
+        rows.append(
+            (
+                f"<bdi>{doc_text(d.title)}</bdi>",
+                f"<code><bdi>{doc_text(d.source)}</bdi></code>",
+                html.escape(d.ingested_at),
+                f"<ul>{notes}</ul>" if marks else "none",
+            )
+        )
+    return (
+        f"<h4>New since your last review: {len(fresh)} document{'s' if len(fresh) != 1 else ''}"
+        "</h4><p>Read their claims before people rely on them; flagged sentences are never "
+        "quoted. Press <strong>Mark reviewed</strong> when done.</p>"
+        + _table(("Title", "File", "Ingested", "Flagged sentences"), rows)
+    )
+
+
+def client_of(request: Any) -> str:
+    """The address a request came from ('' when unknown), for per-client limits."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "")
+
+
 def render_report(report: IngestReport) -> str:
     """An ingest report for people (HTML)."""
     head = (
@@ -304,34 +354,59 @@ def render_evals(report: dict[str, Any], problems: list[str]) -> str:
 
 
 class AdminCheck:
-    """The one check in front of every admin action (re-ingest, run evals).
+    """The one check in front of every admin action (curator view, re-ingest, run evals).
 
     Open on loopback; on another address only with RAG_ADMIN_PASSWORD set. Guesses are compared
-    as UTF-8 bytes in constant time, one at a time, and each failure doubles the wait before the
-    next answer (0.5 s, 1 s, 2 s ... up to 8 s), so guessing is slow.
+    as UTF-8 bytes in constant time. Failures are counted per client address: after each one
+    that client is refused at once, without comparing, for a wait that doubles (0.5 s, 1 s,
+    2 s ... up to 8 s). Nothing sleeps, so a guess never holds a lock or a queue slot that
+    answering needs, and one client's failures never delay another's right password.
     """
 
-    def __init__(self, password: str, *, loopback: bool, delay: float = 0.5, cap: float = 8.0):
+    def __init__(
+        self,
+        password: str,
+        *,
+        loopback: bool,
+        delay: float = 0.5,
+        cap: float = 8.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._password = password.encode("utf-8", "surrogatepass")
         self.enabled = loopback or bool(password)
         self.needs_password = bool(password)
-        self._delay, self._cap, self._failures = delay, cap, 0
+        self._delay, self._cap, self._clock = delay, cap, clock
+        self._failures: dict[str, tuple[int, float]] = {}  # client -> (failures, refused until)
         self._lock = threading.Lock()
 
-    def allows(self, guess: object) -> bool:
-        """Is this guess the admin password (or is none needed)? Slow after failures."""
+    def allows(self, guess: object, client: str = "") -> bool:
+        """Is this guess the admin password (or is none needed)? Always False while the client
+        waits out its last failure; an empty guess is no attempt and costs nothing."""
+        return self.check(guess, client) == ""
+
+    def check(self, guess: object, client: str = "") -> str:
+        """'' when the guess is allowed, else why not (wrong password, or wait N s)."""
         if not self.enabled:
-            return False
+            return "admin actions are disabled on this address"
         if not self.needs_password:
-            return True
+            return ""
         given = guess.encode("utf-8", "surrogatepass") if isinstance(guess, str) else b""
+        if not given:
+            return "wrong or missing admin password"
+        now = self._clock()
         with self._lock:
+            if len(self._failures) > 10_000:  # bounded: forget the waits that are over
+                self._failures = {k: v for k, v in self._failures.items() if v[1] > now}
+            failures, until = self._failures.get(client, (0, 0.0))
+            if now < until:
+                return f"too many wrong passwords; try again in {math.ceil(until - now)} s"
             if hmac.compare_digest(given, self._password):
-                self._failures = 0
-                return True
-            self._failures += 1
-            time.sleep(min(self._delay * 2 ** (self._failures - 1), self._cap))
-            return False
+                self._failures.pop(client, None)
+                return ""
+            failures += 1
+            wait = min(self._delay * 2 ** (failures - 1), self._cap)
+            self._failures[client] = (failures, now + wait)
+            return "wrong or missing admin password"
 
 
 class Guard:
@@ -426,20 +501,58 @@ def listed_hosts() -> frozenset[str]:
 
 
 class FeedbackLog:
-    """Thumbs up and down on answers, one JSON line each, in the index folder for the curator."""
+    """Thumbs up and down on answers, one JSON line each, in the index folder for the curator.
 
-    def __init__(self, path: Path) -> None:
+    Bounded: each entry keeps at most ENTRY_CHARS of the question and of the answer and the
+    first few citations' quotes; a client may leave at most RATE judgements a minute; and the
+    file is rotated to `feedback.jsonl.1` (the one before is dropped) when it passes MAX_BYTES.
+    """
+
+    ENTRY_CHARS = 2000
+    CITATIONS = 5
+    RATE = 20  # per client per minute
+    MAX_BYTES = 1_000_000
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self._clock = clock
+        self._recent: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    def add(self, liked: bool, answer: dict[str, Any]) -> None:
-        """Append one judgement with its question, answer and citations."""
-        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "liked": liked, **answer}
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def add(self, liked: bool, answer: dict[str, Any], client: str = "") -> bool:
+        """Append one judgement (question, answer, citations, capped); False when the client
+        has left too many in the last minute and nothing was written."""
+        now = self._clock()
+        with self._lock:
+            times = [t for t in self._recent.get(client, []) if now - t < 60]
+            if len(times) >= self.RATE:
+                return False
+            self._recent[client] = [*times, now]
+            if len(self._recent) > 10_000:
+                self._recent = {k: v for k, v in self._recent.items() if now - v[-1] < 60}
+            record = {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "liked": liked,
+                "question": str(answer.get("question", ""))[: self.ENTRY_CHARS],
+                "status": str(answer.get("status", ""))[:20],
+                "answer": str(answer.get("answer", ""))[: self.ENTRY_CHARS],
+                "citations": [
+                    {
+                        "source": str(c.get("source", ""))[:300],
+                        "quote": str(c.get("quote", ""))[: self.ENTRY_CHARS // 4],
+                    }
+                    for c in list(answer.get("citations") or [])[: self.CITATIONS]
+                    if isinstance(c, dict)
+                ],
+            }
+            if self.path.is_file() and self.path.stat().st_size > self.MAX_BYTES:
+                self.path.replace(self.path.with_name(self.path.name + ".1"))
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return True
 
     def read(self) -> list[dict[str, Any]]:
-        """Every judgement so far, oldest first (unreadable lines are skipped)."""
+        """Every judgement in the current file, oldest first (unreadable lines are skipped)."""
         if not self.path.is_file():
             return []
         records = []
@@ -517,7 +630,6 @@ def build_ui(
         os.environ.get("RAG_ADMIN_PASSWORD", ""), loopback=is_loopback(settings.host)
     )
     feedback = FeedbackLog(settings.index_dir / "feedback.jsonl")
-    refused = "<p><strong>Refused:</strong> wrong or missing admin password.</p>"
 
     def respond(
         message: str, chat: list[dict], history: list[dict], answers: dict, use_llm: bool = True
@@ -555,19 +667,23 @@ def build_ui(
     def new_chat() -> tuple:
         return [], [], {}, "", "", gr.update(visible=False), ""
 
-    def judge(answers: dict, data: Any) -> None:
+    def judge(answers: dict, data: Any, request: Any) -> None:
         index = data.index[0] if isinstance(data.index, list | tuple) else data.index
         record = answers.get(str(index))
         if record is None or not isinstance(data.liked, bool):
             return
         try:
-            feedback.add(data.liked, record)
+            saved = feedback.add(data.liked, record, client_of(request))
         except OSError as exc:
             gr.Warning(f"Your feedback could not be saved ({exc.strerror or exc}).")
         else:
-            gr.Info("Thanks: your feedback was saved for the curator.")
+            if saved:
+                gr.Info("Thanks: your feedback was saved for the curator.")
+            else:
+                gr.Warning("That is a lot of feedback at once; please wait a minute.")
 
-    judge.__annotations__["data"] = gr.LikeData  # resolved here: gradio is imported lazily
+    # resolved here: gradio is imported lazily
+    judge.__annotations__.update(data=gr.LikeData, request=gr.Request)
 
     def open_document(request: str) -> tuple:
         chunk_id = request.split("|")[0]
@@ -575,12 +691,45 @@ def build_ui(
         back = "<button type='button' class='back-to-answer'>Back to the answer</button>"
         return gr.update(visible=True, open=True), back + document_html(chunks, chunk_id)
 
-    def index_panel() -> str:
-        return render_index(assistant, embedder.model_path) + render_feedback(feedback)
+    def curator_panel() -> str:
+        why = f"<div class='degraded' role='status'>{doc_text(degraded)}</div>" if degraded else ""
+        return (
+            why
+            + render_index(assistant, embedder.model_path)
+            + render_review(assistant)
+            + render_feedback(feedback)
+        )
 
-    def reingest(password: str, progress: Any = gr.Progress()) -> tuple[str, str]:  # noqa: B008
-        if not admin.allows(password):
-            return refused, index_panel()
+    def panel_for(password: str, request: Any) -> str:
+        """The curator's view behind the admin check; any other visitor sees the titles."""
+        return curator_panel() if admin.allows(password, client_of(request)) else titles()
+
+    def titles() -> str:
+        return render_titles(assistant)
+
+    def curator_view(password: str, request: Any) -> tuple[str, str]:
+        why = admin.check(password, client_of(request))
+        if why:
+            return f"<p><strong>Refused:</strong> {html.escape(why)}.</p>", titles()
+        return "", curator_panel()
+
+    def mark_reviewed(password: str, request: Any) -> tuple[str, str]:
+        why = admin.check(password, client_of(request))
+        if why:
+            return f"<p><strong>Refused:</strong> {html.escape(why)}.</p>", titles()
+        try:
+            fresh = assistant.store.mark_reviewed()
+        except OSError as exc:
+            return f"<p><strong>Not saved:</strong> {doc_text(str(exc))}</p>", curator_panel()
+        note = (
+            f"<p>Marked reviewed ({fresh} new or changed document{'s' if fresh != 1 else ''}).</p>"
+        )
+        return note, curator_panel()
+
+    def reingest(password: str, request: Any, progress: Any = gr.Progress()) -> tuple[str, str]:  # noqa: B008
+        why = admin.check(password, client_of(request))
+        if why:
+            return f"<p><strong>Refused:</strong> {html.escape(why)}.</p>", titles()
 
         def step(done: int, total: int) -> None:
             progress((done, total), desc="embedding", unit="texts")
@@ -593,21 +742,25 @@ def build_ui(
         except (StoreError, CorpusError, OSError) as exc:
             return (
                 f"<p><strong>Re-ingest failed:</strong> {doc_text(str(exc))}</p>",
-                index_panel(),
+                curator_panel(),
             )
         finally:
             assistant.reopen()  # a rebuilt index is opened afresh by the next question
-        return render_report(report), index_panel()
+        return render_report(report), curator_panel()
 
-    def run_evals(password: str) -> str:
-        if not admin.allows(password):
-            return refused
+    def run_evals(password: str, request: Any) -> str:
+        why = admin.check(password, client_of(request))
+        if why:
+            return f"<p><strong>Refused:</strong> {html.escape(why)}.</p>"
         from evals.metrics import load_questions
         from evals.runner import evaluate, load_thresholds, run, violations
 
         questions = load_questions(EVAL_QUESTIONS, "test")  # the held-out split the gate uses
         report = evaluate(run(assistant, questions), settings.corpus_dir)
         return render_evals(report, violations(report["overall"], load_thresholds(EVAL_THRESHOLDS)))
+
+    for handler in (panel_for, curator_view, mark_reviewed, reingest, run_evals):
+        handler.__annotations__["request"] = gr.Request  # gradio fills it in
 
     with gr.Blocks(title="Melatonin & gut-health assistant") as demo:
         gr.HTML(
@@ -620,10 +773,10 @@ def build_ui(
             f"<p><strong>⚕️ Medical disclaimer.</strong> {html.escape(DISCLAIMER)}</p>",
             elem_id="disclaimer",
         )
-        if degraded:
+        if degraded:  # the details (paths, errors) are the curator's: see the Index panel
             gr.HTML(
-                f"<div class='degraded' role='status'><strong>Degraded:</strong> "
-                f"{doc_text(degraded)} Answers come from the index as it was.</div>",
+                "<div class='degraded' role='status'><strong>Degraded:</strong> the documents "
+                "could not be brought up to date, so answers come from the index as it was.</div>",
                 elem_id="degraded",
             )
         history = gr.State([])
@@ -669,7 +822,7 @@ def build_ui(
             document = gr.HTML("", elem_id="document")
         open_request = gr.Textbox(visible="hidden", elem_id="open-doc", label="document to open")
         with gr.Accordion("Index", open=False, elem_id="index-panel") as index_accordion:
-            index_info = gr.HTML(index_panel(), elem_id="index-info")
+            index_info = gr.HTML(titles(), elem_id="index-info")
             with gr.Row():
                 password = gr.Textbox(
                     label="Admin password",
@@ -677,6 +830,12 @@ def build_ui(
                     visible=admin.needs_password,
                     scale=2,
                     elem_id="admin-password",
+                )
+                curator_button = gr.Button(
+                    "Curator view", elem_id="curator-view", interactive=admin.enabled, scale=1
+                )
+                reviewed_button = gr.Button(
+                    "Mark reviewed", elem_id="mark-reviewed", interactive=admin.enabled, scale=1
                 )
                 reingest_button = gr.Button(
                     "Re-ingest", elem_id="reingest", interactive=admin.enabled, scale=1
@@ -716,7 +875,13 @@ def build_ui(
         chat.clear(new_chat, outputs=reset, api_visibility="private")  # the same, from the bin
         chat.like(judge, [answers], None, api_visibility="private")
         use_llm.change(show_llm, use_llm, generator, api_visibility="private")
-        index_accordion.expand(index_panel, None, index_info, api_visibility="private")
+        index_accordion.expand(panel_for, [password], index_info, api_visibility="private")
+        curator_button.click(
+            curator_view, [password], [report, index_info], api_visibility="private"
+        )
+        reviewed_button.click(
+            mark_reviewed, [password], [report, index_info], api_visibility="private"
+        )
         open_request.change(
             open_document, open_request, [panel, document], api_visibility="private"
         ).then(None, js=SCROLL_TO_DOCUMENT)
@@ -789,6 +954,7 @@ def main(argv: list[str] | None = None) -> None:
     # Gradio's files go to a folder of this run's own, removed at exit; uploads are closed anyway.
     scratch = tempfile.mkdtemp(prefix="rag-gradio-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stop, like Ctrl-C: atexit runs
     os.environ["GRADIO_TEMP_DIR"] = scratch
     embedder = Embedder.from_settings(settings)
     encoder = SentenceEncoder()  # one bge-small for triage, intents and the ingest screen

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
 from settings import offline
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,22 +73,42 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _lines() -> Any:
-    for number, line in enumerate(sys.stdin, 1):
-        if line.strip():
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-                yield record
-            except ValueError as exc:
-                yield {
-                    "id": f"line-{number}",
-                    "question": None,
-                    "_error": f"line {number}: invalid JSON ({exc})",
-                }
+    """Each non-blank stdin line as a JSON object, or a record carrying why it is not one.
+
+    Lines are read as bytes, so invalid UTF-8, a lone surrogate, or JSON nested too deep for
+    the parser costs that line only (an `error` line), never the lines after it.
+    """
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            yield record
+        except UnicodeDecodeError:
+            yield _bad(number, "the line is not valid UTF-8")
+        except RecursionError:
+            yield _bad(number, "JSON nested too deeply")
+        except ValueError as exc:
+            yield _bad(number, f"invalid JSON ({exc})")
+
+
+def _bad(number: int, why: str) -> dict[str, Any]:
+    return {"id": f"line-{number}", "question": None, "_error": f"line {number}: {why}"}
+
+
+def _emit(record: dict[str, Any]) -> None:
+    """One JSON line on stdout, valid UTF-8 whatever the input held (lone surrogates become U+FFFD)."""
+    text = json.dumps(record, ensure_ascii=False)
+    sys.stdout.buffer.write(_SURROGATE.sub("\ufffd", text).encode("utf-8"))
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.buffer.flush()
 
 
 def _ask_lines(assistant: Any) -> int:
+    import logging
+
     from assistant.replies import error_answer
 
     for record in _lines():
@@ -93,12 +116,14 @@ def _ask_lines(assistant: Any) -> int:
         if "_error" in record:
             answer = error_answer(record["_error"])
         else:
-            answer = assistant.ask(
-                record.get("question"), history if isinstance(history, list) else []
-            )
-        print(
-            json.dumps(answer.to_json(id=str(record.get("id", ""))), ensure_ascii=False), flush=True
-        )
+            try:
+                answer = assistant.ask(
+                    record.get("question"), history if isinstance(history, list) else []
+                )
+            except Exception:  # one line's failure must not cost the lines after it
+                logging.getLogger("assistant").exception("answering a line failed")
+                answer = error_answer("the assistant failed on this line; it has been logged")
+        _emit(answer.to_json(id=str(record.get("id", ""))))
     return 0
 
 
@@ -111,7 +136,7 @@ def _search(assistant: Any, k: int, mode: str) -> int:
                 {"doc_id": doc_id, "score": round(score, 6)}
                 for doc_id, score in assistant.retriever.rank_documents(question, k=k, mode=mode)
             ]
-        print(json.dumps({"id": str(record.get("id", "")), "results": results}), flush=True)
+        _emit({"id": str(record.get("id", "")), "results": results})
     return 0
 
 

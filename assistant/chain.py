@@ -32,6 +32,7 @@ from assistant.citations import check_citations
 from assistant.followup import Turn, follow_up_query, joined_is_better, worth_joining
 from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
 from assistant.intent import Intents
+from assistant.language import LanguageCheck
 from assistant.records import Answer, Fallback
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
 from assistant.safety import Triage, is_injection
@@ -45,7 +46,7 @@ from settings import Settings
 log = logging.getLogger(__name__)
 
 PASSAGES = 8  # retrieved passages whose sentences are candidates
-READ_CHARS = 2 * MAX_QUESTION_CHARS  # read of an over-long message (triage still sees it)
+READ_CHARS = 2 * MAX_QUESTION_CHARS  # read of an over-long message (triage reads all of it)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Assistant:
         self.encoder: TextEncoder = encoder or SentenceEncoder()
         self.gate = gate
         self.triage = triage or Triage(self.encoder)
+        self.language = LanguageCheck()
         self.intent = Intents(self.encoder)
         self.extractive = ExtractiveGenerator(gate)
         self.llm: Generator | None = llm
@@ -127,6 +129,7 @@ class Assistant:
         self._calibrated()
         self.reranker.warm_up()
         self.triage.warm_up()
+        self.language.warm_up()
         self.retriever.warm_up()
         if not self.retriever.snapshot().chunks:
             raise IndexMissingError(
@@ -168,6 +171,7 @@ class Assistant:
         started = time.perf_counter()
         state = {
             "question": normalise(question[:READ_CHARS]) if isinstance(question, str) else question,
+            "message": normalise(question) if isinstance(question, str) else question,  # triage
             "problem": problem(question, history),
             "history": bounded_history(history),
             "use_llm": use_llm and bool(self.llm),
@@ -282,8 +286,8 @@ def build_chain(assistant: Assistant) -> Runnable:
     screen = RunnablePassthrough.assign(
         urgency=RunnableLambda(
             lambda s: (
-                assistant.triage(s["question"])
-                if isinstance(s["question"], str) and s["question"].strip()
+                assistant.triage(s["message"], s["history"])
+                if isinstance(s["message"], str) and s["message"].strip()
                 else None
             )
         ),
@@ -298,6 +302,10 @@ def build_chain(assistant: Assistant) -> Runnable:
         (
             lambda s: s["problem"] is not None,
             RunnableLambda(lambda s: replies.error_answer(s["problem"])),
+        ),
+        (
+            lambda s: assistant.language.foreign(s["question"]),
+            RunnableLambda(lambda s: replies.english_only(s["question"])),
         ),
         RunnableLambda(assistant.respond),
     )

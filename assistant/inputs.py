@@ -17,16 +17,24 @@ MAX_TURN_CHARS = 1000  # each one capped
 _QUOTES = str.maketrans(
     {"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"', "″": '"'}
 )
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
+_INVISIBLE = re.compile("[\u200c-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
 
 Turn = Mapping[str, str]
+# Cyrillic and Greek letters drawn like Latin ones (from Unicode's confusables.txt), used only in
+# words that also hold Latin letters.
+_LOOKALIKES = str.maketrans(
+    "аеорсухіјѕԁӏһԛԝАВЕКМНОРСТХІЈЅοαινρτυκΑΒΕΗΙΚΜΝΟΡΤΥΧΖ",
+    "aeopcyxijsdlhqwABEKMHOPCTXIJSoaivptukABEHIKMNOPTYXZ",
+)
+_MIXED = re.compile(r"\w*[a-zA-Z]\w*")
 
 
 def normalise(text: str) -> str:
     """NFKC, straight quotes, no invisible or bidi controls, single spaces."""
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
-    text = _INVISIBLE.sub("", text)
+    text = _INVISIBLE.sub("", text.replace("\u200b", " "))
     text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become '?'
+    text = _MIXED.sub(lambda m: m[0].translate(_LOOKALIKES), text)
     return " ".join(text.split())
 
 

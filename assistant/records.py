@@ -7,7 +7,9 @@ from typing import Literal
 
 Status = Literal["answered", "refused", "urgent", "error"]
 UrgentKind = Literal["emergency", "poison", "crisis"]  # which guidance applies (safety.GUIDANCE)
-Reason = Literal["", "not-covered", "smalltalk", "overview", "emergency", "poison", "crisis"]
+Reason = Literal[
+    "", "not-covered", "not-english", "smalltalk", "overview", "emergency", "poison", "crisis"
+]
 Writer = Literal["", "extractive", "llm"]
 FallbackKind = Literal["server", "unsupported", "instructions", "unavailable"]
 

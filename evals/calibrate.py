@@ -228,13 +228,39 @@ def triage_rows(split: str) -> list[dict]:
     return [r for r in rows if r["split"] == split]
 
 
-def guidance_of(kind: str) -> str:
-    """Which guidance a labelled kind of emergency needs (the triage set names kinds freely)."""
+def guidance_of(row: dict) -> str:
+    """Which guidance a labelled emergency needs: its `guidance`, else read from its kind (the
+    first authors named kinds freely)."""
+    if row.get("guidance"):
+        return str(row["guidance"])
+    kind = row["kind"]
     if any(w in kind for w in ("suicid", "self_harm", "self-harm")):
         return "crisis"
     if any(w in kind for w in ("poison", "ingestion", "overdose")):
         return "poison"
     return "emergency"
+
+
+def triage_examples(rows: Sequence[dict]) -> list[tuple[str, bool, str]]:
+    """(text, urgent, guidance) as triage reads each labelled message: the message and its
+    spelt-out form; in a conversation, the previous user turn with it (labelled as the row),
+    and the message alone (never urgent by itself: its history made it so)."""
+    from assistant.inputs import bounded_history, normalise
+    from assistant.safety import LONG, spelt_out
+
+    out = []
+    for r in rows:
+        text, urgent = normalise(r["text"]), r["label"] == "urgent"
+        guidance = guidance_of(r) if urgent else ""
+        said = [t["content"] for t in bounded_history(r.get("history")) if t["role"] == "user"]
+        if said:
+            out.append((f"{said[-1][-LONG:]} {text[:LONG]}", urgent, guidance))
+            out.append((text, False, ""))
+        else:
+            out.append((text, urgent, guidance))
+        if (spelt := spelt_out(text)) != text and not said:
+            out.append((spelt, urgent, guidance))
+    return out
 
 
 def fit_triage(
@@ -252,9 +278,10 @@ def fit_triage(
 
     from assistant.inputs import normalise
 
-    texts = [normalise(r["text"]) for r in train] + [normalise(t) for t in negatives]
+    examples = triage_examples(train)
+    texts = [t for t, _, _ in examples] + [normalise(t) for t in negatives]
     x = encoder.encode(texts)
-    y = np.asarray([r["label"] == "urgent" for r in train] + [False] * len(negatives))
+    y = np.asarray([u for _, u, _ in examples] + [False] * len(negatives))
     model = LogisticRegression(C=64.0, class_weight="balanced", max_iter=5000)
     folds = StratifiedKFold(5, shuffle=True, random_state=14)
     out_of_fold = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
@@ -262,9 +289,7 @@ def fit_triage(
     model.fit(x, y)
     centroids = {}
     for group in ("emergency", "poison", "crisis"):
-        members = x[: len(train)][
-            [r["label"] == "urgent" and guidance_of(r["kind"]) == group for r in train]
-        ]
+        members = x[: len(examples)][[g == group for _, _, g in examples]]
         centroid = members.mean(axis=0)
         centroids[group] = (centroid / np.linalg.norm(centroid)).tolist()
     return {
@@ -273,8 +298,8 @@ def fit_triage(
         "threshold": round(threshold, 4),
         "centroids": centroids,
         "trained_on": (
-            f"evals/triage.jsonl train split ({len(train)} messages) and "
-            f"{len(negatives)} external calibration questions as non-urgent"
+            f"evals/triage.jsonl train split ({len(train)} messages, {len(examples)} readings) "
+            f"and {len(negatives)} external calibration questions as non-urgent"
         ),
         "false_alarms_out_of_fold": round(float((out_of_fold[~y] >= threshold).mean()), 4),
     }

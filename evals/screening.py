@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         encoding="utf-8",
     )
     held_out = {
-        "directives (author B)": (test_text, test_y),
-        "hard negatives (author B)": (test_text, test_y),
+        "directives (authors B, D)": (test_text, test_y),
+        "hard negatives (authors B, D)": (test_text, test_y),
         "SQuAD/COVID-QA sentences, unseen articles": (natural_test, None),
         "this project's documents": (seeds, None),
     }
@@ -164,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         name: model.probabilities(encode(encoder, texts, name.split()[0].lower()))
         >= model.threshold
         for name, (texts, _) in held_out.items()
-        if name != "hard negatives (author B)"
+        if name != "hard negatives (authors B, D)"
     }
-    classifier["hard negatives (author B)"] = classifier["directives (author B)"]
+    classifier["hard negatives (authors B, D)"] = classifier["directives (authors B, D)"]
     words = {
         name: np.array([is_injection(t) for t in texts]) for name, (texts, _) in held_out.items()
     }

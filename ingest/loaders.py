@@ -163,8 +163,32 @@ def _trimmed(text: str, kind: str, start: int, end: int) -> Block:
     return Block(kind, start + lead, start + len(piece.rstrip()))
 
 
+_HIDING_STYLE = re.compile(
+    r"(display\s*:\s*none|visibility\s*:\s*(hidden|collapse)|font-size\s*:\s*0+(\.0+)?\s*"
+    r"(px|pt|em|rem|%)?\s*(;|$|!)|opacity\s*:\s*0+(\.0+)?\s*(;|$|!))",
+    re.I,
+)
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+         "source", "track", "wbr"}  # fmt: skip
+_SELF_CLOSING = {"p", "li", "dt", "dd", "tr", "td", "th", "option"}  # a new one ends the last
+
+
+def hides(attrs: list[tuple[str, str | None]]) -> bool:
+    """Does this element's markup keep it from a reader of the page? (`hidden`,
+    `aria-hidden="true"`, or an inline style of display:none, visibility:hidden, font-size:0
+    or opacity:0.) Stylesheets are not evaluated."""
+    found = {k.lower(): (v or "") for k, v in attrs}
+    return (
+        "hidden" in found
+        or found.get("aria-hidden", "").strip().lower() == "true"
+        or bool(_HIDING_STYLE.search(found.get("style", "")))
+    )
+
+
 class _HtmlText(HTMLParser):
-    """Collect visible text per block element; script/style and page chrome are dropped."""
+    """Collect visible text per block element. Dropped: script/style and page chrome, comments,
+    and everything inside an element its markup hides (`hides`), so text a reader of the page
+    never sees is never ingested."""
 
     BLOCKS: ClassVar = {
         "p",
@@ -190,8 +214,15 @@ class _HtmlText(HTMLParser):
         self.skip_depth = 0
         self.title: str | None = None
         self.in_title = False
+        self.open: list[tuple[str, bool]] = []  # open elements, and whether each hides
+        self.hidden = 0  # how many open elements hide their content
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _VOID:
+            if tag in _SELF_CLOSING and self.open and self.open[-1][0] == tag:
+                self._close(tag)
+            self.open.append((tag, hides(attrs)))
+            self.hidden += self.open[-1][1]
         if tag == "title":
             self.in_title = True
         elif tag in self.SKIP:
@@ -200,7 +231,16 @@ class _HtmlText(HTMLParser):
             self.flush()
             self.kind = "heading" if tag in self.HEADINGS else "item" if tag == "li" else "text"
 
+    def _close(self, tag: str) -> None:
+        if any(t == tag for t, _ in self.open):
+            while self.open:
+                top, hiding = self.open.pop()
+                self.hidden -= hiding
+                if top == tag:
+                    break
+
     def handle_endtag(self, tag: str) -> None:
+        self._close(tag)
         if tag == "title":
             self.in_title = False
         elif tag in self.SKIP:
@@ -212,7 +252,7 @@ class _HtmlText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.in_title:
             self.title = " ".join(((self.title or "") + " " + data).split())
-        elif not self.skip_depth:
+        elif not self.skip_depth and not self.hidden:
             self.buffer.append(data)
 
     def flush(self) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from corpus.embeddings import Embedder
 from corpus.records import Chunk, DocumentEntry, Flagged, Sentence
 from corpus.screening import SCREEN_FILE, Screen
-from corpus.store import Store, StoreError
+from corpus.store import CHUNKS, SENTENCES, Store, StoreError
 from ingest.chunking import MAX_CHARS, chunk_document
 from ingest.loaders import LoadError, check_size, load
 from settings import Settings
@@ -34,6 +34,7 @@ logger = logging.getLogger("ingest")
 PIPELINE_VERSION = f"7:{MAX_CHARS}"  # change it and every document is re-chunked
 METADATA_FILE = "sources.toml"
 HIDDEN = "hidden: the name starts with '.' (rename it to ingest it)"
+REACH_SAMPLE = 500  # records per collection checked for reachability after an ingest
 _WRITE_BATCH = 256  # texts embedded before a group of documents is written and published
 
 Progress = Callable[[int, int], None]
@@ -239,6 +240,7 @@ def ingest(
                 log(f"the index was built as {store.profile()}, now {profile}: rebuilding it")
                 store.reset()
             store.set_profile(profile)
+            unfinished = store.begin_ingest()
             live = store.documents()
             # versions an interrupted run left unpublished: their vectors are reused below,
             # and they are deleted once this run has published
@@ -285,6 +287,10 @@ def ingest(
             log(f"repair: deleted {len(stale)} unpublished version(s) left by an interrupted run")
             with _writing(store):
                 store.delete_versions(stale)
+        if unfinished or embedded or gone or stale or rebuild:
+            with _writing(store):
+                _check_reachable(store, log, sample=None if unfinished else REACH_SAMPLE)
+        store.end_ingest()
     return IngestReport(
         added=sum(p.old_version is None for p in plans),
         updated=sum(p.old_version is not None for p in plans),
@@ -296,6 +302,22 @@ def ingest(
         seconds=time.perf_counter() - started,
         flagged=tuple(flagged),
     )
+
+
+def _check_reachable(store: Store, log: Callable[[str], None], sample: int | None) -> None:
+    """Every live record must be found by a search for its own vector. Chroma's HNSW index can
+    lose records to a crash during writes and deletes (rows and vectors still stored, but no
+    search finds them); a collection with any such record has its vector index rebuilt from the
+    stored vectors, and the repair is logged."""
+    for name in (CHUNKS, SENTENCES):
+        lost = store.unreachable(name, sample)
+        if lost:
+            count = store.rebuild_vectors(name)
+            still = store.unreachable(name, sample)
+            log(
+                f"repair: {len(lost)} {name} were unreachable by vector search; rebuilt the "
+                f"{name} index from its {count} stored vectors ({len(still)} unreachable after)"
+            )
 
 
 def _open_or_recreate(settings: Settings, log: Callable[[str], None]) -> Store:

@@ -4,7 +4,6 @@ server. `make test` runs these too, with everything real around them."""
 from __future__ import annotations
 
 import io
-import json
 import logging
 import re
 import time
@@ -46,7 +45,7 @@ def answered(*claims: Claim, citations: tuple[Citation, ...], suggestions=()) ->
     [
         ("I can\u2019t  breathe", "I can't breathe"),
         ("chest\u00a0pain\n", "chest pain"),
-        ("kill\u200bmy\u202eself", "killmyself"),
+        ("kill\u200bmy\u202eself", "kill myself"),  # a zero-width space is a word break
         ("\uff4d\uff45\uff4c\uff41\uff54\uff4f\uff4e\uff49\uff4e", "melatonin"),
     ],
 )
@@ -137,19 +136,25 @@ def test_the_screen_flags_by_probability_over_its_threshold() -> None:
     assert model.probabilities(np.zeros((0, 2), np.float32)).shape == (0,)
 
 
-def test_admin_guesses_are_bytes_compared_and_slow_down() -> None:
+def test_admin_guesses_wait_per_client_and_never_sleep() -> None:
     from app import AdminCheck
 
     assert AdminCheck("", loopback=True).allows(None)
     assert not AdminCheck("", loopback=False).allows("anything")
-    check = AdminCheck("pässwörd", loopback=False, delay=0.05, cap=1.0)
-    waits = []
-    for guess in ("wrong", "pässwört", 42):
-        started = time.perf_counter()
-        assert not check.allows(guess)
-        waits.append(time.perf_counter() - started)
-    assert waits[2] > waits[0] * 2
-    assert check.allows("pässwörd")
+    now = [0.0]
+    check = AdminCheck("pässwörd", loopback=False, clock=lambda: now[0])
+    started = time.perf_counter()
+    assert check.check("wrong", "attacker") == "wrong or missing admin password"
+    assert "try again in 1 s" in check.check("pässwörd", "attacker")  # within its wait
+    assert check.allows("pässwörd", "curator")  # another client is not held up
+    now[0] += 0.6
+    assert not check.allows("pässwört", "attacker")  # the second failure: a 1 s wait
+    now[0] += 0.6
+    assert not check.allows("pässwörd", "attacker")
+    now[0] += 0.5
+    assert check.allows("pässwörd", "attacker") and not check.allows(42, "attacker")
+    assert check.check("", "nobody") and check.allows("pässwörd", "nobody")  # empty: no attempt
+    assert time.perf_counter() - started < 0.5  # nothing slept
 
 
 def test_the_guard_knows_its_hosts_and_origins() -> None:
@@ -164,17 +169,29 @@ def test_the_guard_knows_its_hosts_and_origins() -> None:
     assert not guard.origin_allowed("http://attacker.example", "box:7860")
 
 
-def test_feedback_is_appended_and_counted(tmp_path: Path) -> None:
+def test_feedback_is_appended_counted_and_bounded(tmp_path: Path) -> None:
     from app import FeedbackLog, render_feedback
 
-    log = FeedbackLog(tmp_path / "feedback.jsonl")
-    log.add(True, {"question": "q1", "answer": "a1"})
-    log.add(False, {"question": "What <b>dose</b>?", "answer": "a2"})
+    now = [0.0]
+    log = FeedbackLog(tmp_path / "feedback.jsonl", clock=lambda: now[0])
+    assert log.add(True, {"question": "q1", "answer": "a1"})
+    assert log.add(False, {"question": "What <b>dose</b>?", "answer": "a2"})
     (tmp_path / "feedback.jsonl").open("a").write("not json\n")
     assert [r["liked"] for r in log.read()] == [True, False]
     panel = render_feedback(log)
     assert "1 thumbs up · 1 thumbs down" in panel and "What &lt;b&gt;dose&lt;/b&gt;?" in panel
-    assert json.loads((tmp_path / "feedback.jsonl").read_text().splitlines()[1])["question"]
+    huge = {"question": "q" * 1_000_000, "answer": "a" * 1_000_000, "citations": [{}] * 500}
+    assert all(log.add(True, huge, "flood") for _ in range(FeedbackLog.RATE))
+    assert not log.add(True, huge, "flood")  # the client's rate for this minute is spent
+    assert log.add(True, huge, "someone else")
+    now[0] += 61
+    log.MAX_BYTES = 100_000  # a smaller file, to see it rotate
+    for _ in range(3):
+        for n in range(FeedbackLog.RATE):
+            log.add(True, huge, f"client-{n}")
+    sizes = [p.stat().st_size for p in tmp_path.glob("feedback.jsonl*")]
+    assert len(sizes) == 2 and max(sizes) < log.MAX_BYTES + 20_000, sizes  # rotated
+    assert len(log.read()[-1]["question"]) == FeedbackLog.ENTRY_CHARS
 
 
 def test_hidden_files_are_skipped_with_a_reason(tmp_path: Path) -> None:

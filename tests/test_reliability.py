@@ -112,6 +112,8 @@ def test_ingest_killed_at_20_random_points_is_always_repaired(tmp_path: Path) ->
     live = store.documents()
     assert set(live) == {p.name for p in corpus.glob("*.txt")}  # the index matches the corpus
     assert store.stored_versions() == {e.version for e in live.values()}  # nothing left over
+    for name in ("chunks", "sentences"):  # and every record is found by its own vector
+        assert store.unreachable(name) == [], name
     current = {p.name: {p.read_text(encoding="utf-8")} for p in corpus.glob("*.txt")}
     assert_consistent(store, current)
 

@@ -27,7 +27,7 @@ from evals.datasets import COVIDQA, DEFAULT_DATA, SQUAD, read_json, reader_split
 
 DATA = Path(__file__).resolve().with_name("data")
 WINDOW = 5  # a COVID-QA article is long: its candidates are the gold sentence's neighbours
-NEGATIVES = 2  # hard negatives per answerable question
+NEGATIVES = 4  # hard negatives per answerable question (a group to rank the gold one in)
 SQUAD_ORIGINALS = 1000  # original SQuAD questions sampled for training (lay data is the point)
 KIND = "document"  # external corpora have no sources.toml: every document is of this kind
 
@@ -179,7 +179,7 @@ def build(
         pairs["train"] += answerable_pairs(item, item.question, "squad-original", rng)
     for item in originals:
         if item.article.startswith("covid-"):
-            pairs["train"] += answerable_pairs(item, item.question, "covid-original", rng, 3)
+            pairs["train"] += answerable_pairs(item, item.question, "covid-original", rng)
         elif item.gold < 0:
             pairs["train"] += impossible_pairs(item)
     for path in sorted(folder.glob("lay_*.jsonl")):
