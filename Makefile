@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test test-fast test-llm ingest eval reader calibrate external ablate screening lint format bench load browser clean
+.PHONY: setup run test test-fast test-llm ingest eval reader calibrate external ablate screening safety lint format bench load browser clean
 
 setup: $(STAMP)
 
@@ -52,9 +52,14 @@ reader: setup
 	$(PY) -m ingest
 	$(PY) -m evals.reader
 
-# Refit the gate (on SQuAD 2.0 and COVID-QA, never on our own questions) and the triage model.
+# Refit the gate (on SQuAD 2.0 and COVID-QA, never on our own questions) and the triage model
+# (a fine-tuned classifier, assistant/triage/: two fits of a few minutes each on 2 cores).
 calibrate: setup
 	$(PY) -m evals.calibrate
+
+# Triage and the English check on held-out messages (evals/reports/safety.md).
+safety: setup
+	$(PY) -m evals.safety
 
 # The answer engine against tutorial baselines on documents nobody here wrote.
 external: setup
@@ -63,7 +68,8 @@ external: setup
 ablate: setup
 	$(PY) -m evals.ablate
 
-# The ingest screen for sentences written to an assistant (fitted on text nobody here wrote).
+# The ingest screen for sentences written to an assistant (a fine-tuned classifier, corpus/screen/,
+# fitted on text nobody here wrote: two fits of a few minutes each on 2 cores).
 screening: setup
 	$(PY) -m evals.screening
 

@@ -304,11 +304,16 @@ def build_chain(assistant: Assistant) -> Runnable:
             RunnableLambda(lambda s: replies.error_answer(s["problem"])),
         ),
         (
-            lambda s: assistant.language.foreign(s["question"]),
+            lambda s: assistant.language.foreign(s["question"], last_said(s["history"])),
             RunnableLambda(lambda s: replies.english_only(s["question"])),
         ),
         RunnableLambda(assistant.respond),
     )
+
+
+def last_said(history: Sequence[Turn]) -> str:
+    """The user's previous turn in the (bounded) history, or ''."""
+    return next((t["content"] for t in reversed(history) if t.get("role") == "user"), "")
 
 
 def _with_latency(answer: Answer, started: float) -> Answer:

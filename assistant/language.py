@@ -4,8 +4,8 @@ py3langid (BSD-3-Clause, its model ships in the wheel) gives the probability tha
 English, among its 97 languages. A message is taken as not English only when that probability is
 below NOT_ENGLISH and it holds at least MIN_LETTERS letters: very short messages ("ok", "thx",
 an emoji) are too short to tell, and are read as English. Both settings were chosen on the
-training split of the triage messages and the helpers' lay rewrites, and are measured on the
-held-out split (`python -m evals.ablate --language`).
+new triage authors' messages and the helpers' 794 lay rewrites (English typed as people type),
+and `python -m evals.safety` measures them (`evals/reports/safety.md`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ class LanguageCheck:
         self.warm_up()
         return float(dict(self._identifier.rank(text)).get("en", 0.0))
 
-    def foreign(self, text: str) -> bool:
-        """Is this message, long enough to tell, in another language than English?"""
+    def foreign(self, text: str, before: str = "") -> bool:
+        """Is this message, long enough to tell, in another language than English? A message
+        too short to tell ("y ahora?") is read with the user's previous turn, `before`."""
         if sum(ch.isalpha() for ch in text) < self.min_letters:
-            return False
+            if not before:
+                return False
+            text = f"{before} {text}"
+            if sum(ch.isalpha() for ch in text) < self.min_letters:
+                return False
         return self.english(text) < self.threshold

@@ -1,8 +1,8 @@
 """Urgent triage by meaning, prompt-injection screening for the LLM path, and the disclaimer.
 
-Triage reads a message with the bundled bge-small sentence encoder and a logistic model fitted
-on the train split of `evals/triage.jsonl` (`python -m evals.calibrate`); a few high-precision
-phrases form a floor under it. It reads the whole message (a long one also in windows of two
+Triage reads a message with a classifier of our own (all-MiniLM-L6-v2 fine-tuned on the train
+split of `evals/triage.jsonl` by `python -m evals.calibrate`, in `assistant/triage/`); a few
+high-precision phrases form a floor under it. It reads the whole message (a long one also in windows of two
 sentences, so an emergency at the end of a page of other text is not diluted) and the message
 after the user's previous turn ("what should i do" after "i just swallowed 60 tablets"). Which
 guidance to give (poison centre, crisis line, emergency number) follows the nearest kind of
@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from assistant.records import UrgentKind
-from corpus.protocols import TextEncoder
+from corpus.protocols import TextClassifier, TextEncoder
 
 TRIAGE_FILE = Path(__file__).resolve().with_name("triage.json")
+TRIAGE_FOLDER = Path(__file__).resolve().with_name("triage")  # the fine-tuned classifier
 MAX_TRIAGE_CHARS = 20_000  # the model reads this much of a message; the floor reads it all
 LONG = 300  # a message longer than this is also read in windows of two sentences
 
@@ -92,22 +93,26 @@ class Urgency:
 
 @dataclass(frozen=True)
 class TriageModel:
-    """A logistic model over sentence vectors, and one centroid per kind of guidance."""
+    """The decision threshold, one centroid per kind of guidance (over bge-small vectors), and
+    either a logistic model over those vectors or, with `classifier`, the fine-tuned message
+    classifier in TRIAGE_FOLDER whose probability the threshold applies to."""
 
     weights: np.ndarray
     bias: float
     threshold: float
     centroids: dict[UrgentKind, np.ndarray]
+    classifier: bool = False
 
     @classmethod
     def load(cls, path: Path = TRIAGE_FILE) -> TriageModel:
         """The model written by `python -m evals.calibrate`."""
         data = json.loads(path.read_text(encoding="utf-8"))
         return cls(
-            weights=np.asarray(data["weights"], dtype=np.float32),
-            bias=float(data["bias"]),
+            weights=np.asarray(data.get("weights", []), dtype=np.float32),
+            bias=float(data.get("bias", 0.0)),
             threshold=float(data["threshold"]),
             centroids={k: np.asarray(v, dtype=np.float32) for k, v in data["centroids"].items()},
+            classifier=bool(data.get("classifier", False)),
         )
 
     def probability(self, vector: np.ndarray) -> float:
@@ -167,18 +172,26 @@ class Triage:
         encoder: TextEncoder,
         model: TriageModel | None = None,
         *,
+        classifier: TextClassifier | None = None,
         use_model: bool = True,
         use_floor: bool = True,
     ) -> None:
         self.encoder = encoder
         self.model = model
+        self.classifier = classifier
         self.use_model = use_model
         self.use_floor = use_floor
 
     def warm_up(self) -> None:
-        """Load the calibrated model and the encoder."""
+        """Load the calibrated model, its classifier and the encoder."""
         if self.model is None:
             self.model = TriageModel.load()
+        if self.model.classifier and self.classifier is None:
+            from corpus.models import MessageClassifier
+
+            self.classifier = MessageClassifier(TRIAGE_FOLDER)
+        if self.classifier is not None:
+            self.classifier.warm_up()
         self.encoder.warm_up()
 
     def __call__(self, text: str, history: Sequence[Mapping[str, str]] = ()) -> Urgency | None:
@@ -197,13 +210,19 @@ class Triage:
         if self.model is None:
             self.warm_up()
         assert self.model is not None
-        vectors = self.encoder.encode(pieces)
-        probabilities = [self.model.probability(v) for v in vectors]
-        best = int(np.argmax(probabilities))
+        if self.classifier is not None:
+            probabilities = list(self.classifier.probabilities(pieces))
+            best = int(np.argmax(probabilities))
+            vector = self.encoder.encode([pieces[best]])[0]
+        else:
+            vectors = self.encoder.encode(pieces)
+            probabilities = [self.model.probability(v) for v in vectors]
+            best = int(np.argmax(probabilities))
+            vector = vectors[best]
         if probabilities[best] < self.model.threshold:
             return None
-        group = self.model.kind(vectors[best])
-        return Urgency(group, GUIDANCE[group], probabilities[best], "model")
+        group = self.model.kind(vector)
+        return Urgency(group, GUIDANCE[group], float(probabilities[best]), "model")
 
 
 def is_injection(question: str) -> bool:

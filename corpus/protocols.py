@@ -28,6 +28,19 @@ class TextEncoder(Protocol):
 
 
 @runtime_checkable
+@runtime_checkable
+class TextClassifier(Protocol):
+    """P(yes) for single texts (the triage model, the ingest screen)."""
+
+    def warm_up(self) -> None:
+        """Load the model (a no-op when loaded)."""
+        ...
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """One probability per text."""
+        ...
+
+
 class Reranker(Protocol):
     """Scores (question, passage) pairs: a higher logit means a better answer."""
 

@@ -263,45 +263,47 @@ def triage_examples(rows: Sequence[dict]) -> list[tuple[str, bool, str]]:
     return out
 
 
-def fit_triage(
-    encoder, train: Sequence[dict], negatives: Sequence[str] = (), target_recall: float = 0.99
-) -> dict:
-    """Logistic regression over message vectors; the threshold keeps every training emergency.
+BOUNDARY = 0.5  # the triage classifier's threshold: its class-balanced decision boundary
 
-    `negatives` are ordinary questions (the external sets' calibration questions) added as
-    non-urgent examples. The threshold comes from 5-fold cross-validation: the lowest
-    out-of-fold probability of an urgent message (the target recall), so unseen messages are
-    judged as strictly as the folds were.
+
+def fit_triage_classifier(encoder, train: Sequence[dict], negatives: Sequence[str] = ()) -> dict:
+    """Fine-tune the message classifier (`evals.classifier`) on the triage readings, write it to
+    `assistant/triage/`, and return the triage model's settings.
+
+    The threshold is the classifier's own boundary (0.5: its classes are weighted to balance).
+    Reading it instead on one training author's messages, by a fit without them, failed here:
+    author E's messages (other languages, emoji, conversations) were so unlike the rest that
+    any target recall set it near 0.01, where "hi" was urgent. `python -m evals.safety` measures
+    the boundary on the held-out authors. Guidance centroids are over bge-small vectors.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
     from assistant.inputs import normalise
+    from assistant.safety import TRIAGE_FOLDER
+    from evals import classifier
 
     examples = triage_examples(train)
     texts = [t for t, _, _ in examples] + [normalise(t) for t in negatives]
-    x = encoder.encode(texts)
-    y = np.asarray([u for _, u, _ in examples] + [False] * len(negatives))
-    model = LogisticRegression(C=64.0, class_weight="balanced", max_iter=5000)
-    folds = StratifiedKFold(5, shuffle=True, random_state=14)
-    out_of_fold = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
-    threshold = float(np.quantile(out_of_fold[y], 1.0 - target_recall))
-    model.fit(x, y)
+    labels = [u for _, u, _ in examples] + [False] * len(negatives)
+    model, seconds = classifier.fit(texts, labels)
+    classifier.export(
+        model,
+        TRIAGE_FOLDER,
+        {
+            "data": f"evals/triage.jsonl train split ({len(train)} messages, {len(texts)} "
+            "readings with the external calibration questions as non-urgent)",
+            "training_seconds": round(seconds),
+        },
+    )
+    x = encoder.encode([t for t, _, _ in examples])
     centroids = {}
     for group in ("emergency", "poison", "crisis"):
-        members = x[: len(examples)][[g == group for _, _, g in examples]]
+        members = x[[g == group for _, _, g in examples]]
         centroid = members.mean(axis=0)
         centroids[group] = (centroid / np.linalg.norm(centroid)).tolist()
     return {
-        "weights": model.coef_[0].tolist(),
-        "bias": float(model.intercept_[0]),
-        "threshold": round(threshold, 4),
+        "classifier": True,
+        "threshold": BOUNDARY,
         "centroids": centroids,
-        "trained_on": (
-            f"evals/triage.jsonl train split ({len(train)} messages, {len(examples)} readings) "
-            f"and {len(negatives)} external calibration questions as non-urgent"
-        ),
-        "false_alarms_out_of_fold": round(float((out_of_fold[~y] >= threshold).mean()), 4),
+        "trained_on": f"evals/triage.jsonl train split ({len(train)} messages)",
     }
 
 
@@ -331,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "gate":
         triage = json.loads(TRIAGE_FILE.read_text(encoding="utf-8"))
     else:
-        triage = fit_triage(SentenceEncoder(), triage_rows("train"), negatives)
+        triage = fit_triage_classifier(SentenceEncoder(), triage_rows("train"), negatives)
         TRIAGE_FILE.write_text(json.dumps(triage) + "\n", encoding="utf-8")
 
     lines = ["# Calibration", "", f"Gate fitted on {trained_on}.", ""]
@@ -344,11 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         f"| {r.dataset} | {balanced_accuracy(answered(gate, r), r.answerable):.3f} |" for r in sets
     ]
-    lines += [
-        "",
-        f"Triage: {triage['trained_on']}; threshold {triage['threshold']} "
-        f"(out-of-fold false alarms {triage['false_alarms_out_of_fold']:.1%}).",
-    ]
+    lines += ["", f"Triage: {triage['trained_on']}; threshold {triage['threshold']}."]
     publish("calibration.md", lines)
     return 0
 

@@ -157,6 +157,18 @@ def test_admin_guesses_wait_per_client_and_never_sleep() -> None:
     assert time.perf_counter() - started < 0.5  # nothing slept
 
 
+def test_visitors_of_an_exposed_app_see_no_server_paths() -> None:
+    from app import without_paths
+    from assistant.replies import error_answer
+
+    gone = error_answer("I can't read the index (the files at /srv/rag/.index/chroma are gone).")
+    shown = without_paths(gone)
+    assert "/srv" not in shown.answer + str(shown.error) and "[a server path]" in shown.answer
+    assert without_paths(error_answer("Take 1/2 mg, see https://x.org/a")).answer.endswith(
+        "x.org/a"
+    )
+
+
 def test_the_guard_knows_its_hosts_and_origins() -> None:
     from app import Guard
 

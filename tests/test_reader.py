@@ -68,8 +68,9 @@ def test_the_reader_beats_ms_marco_on_lay_and_near_topic_questions_it_never_saw(
         near = [float(s.max()) for g, s in scores.items() if groups[g][0].source == "near-topic"]
         results[name] = (float(np.mean(first)), auc(lay, near))
     assert len(groups) >= 300
-    assert results["ours"][0] >= 0.90, results  # 0.941 when trained (ms-marco: 0.894)
-    assert results["ours"][1] >= 0.85, results  # 0.882 when trained (ms-marco: 0.519)
+    # groups of the gold sentence and 4 hard negatives since reader v2 (2 before)
+    assert results["ours"][0] >= 0.90, results  # 0.906 when trained (ms-marco: 0.859)
+    assert results["ours"][1] >= 0.85, results  # 0.866 when trained (ms-marco: 0.522)
     assert results["ours"][1] >= results["ms-marco"][1] + 0.05, results
 
 
