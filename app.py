@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -303,6 +305,18 @@ def render_review(assistant: Assistant) -> str:
         "quoted. Press <strong>Mark reviewed</strong> when done.</p>"
         + _table(("Title", "File", "Ingested", "Flagged sentences"), rows)
     )
+
+
+_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
+
+
+def without_paths(answer: Answer) -> Answer:
+    """An error answer with server paths taken out (for visitors of an exposed app)."""
+    if answer.status != "error":
+        return answer
+    text = _PATH.sub("[a server path]", answer.answer)
+    error = None if answer.error is None else _PATH.sub("[a server path]", answer.error)
+    return replace(answer, answer=text, error=error)
 
 
 def client_of(request: Any) -> str:
@@ -630,6 +644,8 @@ def build_ui(
         os.environ.get("RAG_ADMIN_PASSWORD", ""), loopback=is_loopback(settings.host)
     )
     feedback = FeedbackLog(settings.index_dir / "feedback.jsonl")
+    strangers = admin.needs_password or not admin.enabled  # visitors who are not the curator
+    private = without_paths if strangers else (lambda answer: answer)
 
     def respond(
         message: str, chat: list[dict], history: list[dict], answers: dict, use_llm: bool = True
@@ -640,7 +656,7 @@ def build_ui(
         chat = [*chat, {"role": "user", "content": f"<bdi>{doc_text(normalise(message))}</bdi>"}]
         working = {"role": "assistant", "content": WORKING}
         yield "", [*chat, working], gr.skip(), gr.skip(), "Looking in the documents."
-        answer = assistant.ask(message, history, use_llm=use_llm)
+        answer = private(assistant.ask(message, history, use_llm=use_llm))
         if answer.fallback is not None and answer.fallback.kind == "server" and not llm_up():
             gr.Info(  # once, when the failures pause the LLM; the status line says it too
                 "The LLM is not responding: answers are the documents' own sentences for now.",
@@ -899,7 +915,7 @@ def build_ui(
         @gr.api(api_name="ask", concurrency_limit=ASK_CONCURRENCY)
         def ask(question: str, history: list[dict] | None = None, use_llm: bool = True) -> dict:
             """Answer one question; returns the same JSON as `python -m assistant ask --json`."""
-            return assistant.ask(question, history, use_llm=use_llm).to_json()
+            return private(assistant.ask(question, history, use_llm=use_llm)).to_json()
 
     return demo
 

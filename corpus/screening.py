@@ -88,7 +88,7 @@ class Screen:
         """True for each text that reads as an instruction to an assistant."""
         if not texts:
             return []
-        if self.model is None:
+        if self.model is None or (self.model.classifier and self.classifier is None):
             self.warm_up()
         assert self.model is not None
         if self.classifier is not None:

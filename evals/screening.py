@@ -108,7 +108,7 @@ def fit(x: np.ndarray, y: np.ndarray) -> ScreenModel:
 THRESHOLD_AUTHOR = "E"
 
 
-def fit_classifier(texts: list[str], y: np.ndarray) -> tuple[ScreenModel, float, str]:
+def fit_classifier(texts: list[str], y: np.ndarray) -> tuple[ScreenModel, float]:
     """Fine-tune the screen's classifier on every training text but one author's, and write it
     to corpus/screen/; its threshold is the best F1 on that author's sentences, which it never
     saw (one fit on 2 cores, rather than a second fit on everything)."""
@@ -125,10 +125,6 @@ def fit_classifier(texts: list[str], y: np.ndarray) -> tuple[ScreenModel, float,
     truth = y[outside]
     grid = [round(0.05 * i, 2) for i in range(2, 20)]
     threshold = max(grid, key=lambda t: (f1_score(truth, p >= t), -t))
-    held = (
-        f"recall {(p[truth] >= threshold).mean():.2f}, "
-        f"false flags {(p[~truth] >= threshold).mean():.2f}"
-    )
     classifier.export(
         model,
         SCREEN_FOLDER,
@@ -136,7 +132,7 @@ def fit_classifier(texts: list[str], y: np.ndarray) -> tuple[ScreenModel, float,
          f"{THRESHOLD_AUTHOR} (who sets the threshold), SQuAD/COVID-QA sentences, user messages",
          "training_seconds": round(seconds)},
     )  # fmt: skip
-    return ScreenModel((), 0.0, threshold, classifier=True), seconds, held
+    return ScreenModel((), 0.0, threshold, classifier=True), seconds
 
 
 def rate(flags: np.ndarray) -> str:
@@ -148,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     """Fit the screen, write it, and report it beside the word list on held-out text."""
     parser = argparse.ArgumentParser(prog="python -m evals.screening", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="datasets folder")
+    parser.add_argument("--no-fit", action="store_true", help="report on the screen as it is")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from assistant.safety import is_injection
@@ -178,23 +175,33 @@ def main(argv: list[str] | None = None) -> int:
     y = np.concatenate([train_y, np.zeros(len(natural_fit) + len(messages), bool)])
     logistic = fit(x, y)  # the screen before issue 24, kept as the baseline
     texts = [*train_text, *natural_fit, *messages]
-    model, seconds, held = fit_classifier(texts, y)
-    SCREEN_FILE.write_text(
-        json.dumps(
-            {
-                "classifier": True,
-                "threshold": model.threshold,
-                "sha256": file_sha256(SCREEN_FOLDER / "model.onnx"),
-                "trained_on": f"evals/directives.jsonl train ({len(train_text)}), "
-                f"{len(natural_fit)} SQuAD/COVID-QA sentences, {len(messages)} messages; "
-                f"fitted without author {THRESHOLD_AUTHOR}, whose sentences set the threshold (best F1)",
-                "training_seconds": round(seconds),
-            }
+    if args.no_fit:
+        model = ScreenModel.load()
+        seconds = float(json.loads(SCREEN_FILE.read_text("utf-8"))["training_seconds"])
+    else:
+        model, seconds = fit_classifier(texts, y)
+        SCREEN_FILE.write_text(
+            json.dumps(
+                {
+                    "classifier": True,
+                    "threshold": model.threshold,
+                    "sha256": file_sha256(SCREEN_FOLDER / "model.onnx"),
+                    "trained_on": f"evals/directives.jsonl train ({len(train_text)}), "
+                    f"{len(natural_fit)} SQuAD/COVID-QA sentences, {len(messages)} messages; "
+                    f"fitted without author {THRESHOLD_AUTHOR}, whose sentences set the "
+                    "threshold (best F1)",
+                    "training_seconds": round(seconds),
+                }
+            )
+            + "\n",
+            encoding="utf-8",
         )
-        + "\n",
-        encoding="utf-8",
-    )
     screen = Screen(encoder, model)
+    theirs = [r for r in map(json.loads, DIRECTIVES.open(encoding="utf-8"))
+              if r["author"] == THRESHOLD_AUTHOR]  # fmt: skip
+    marked = np.array(screen.flags([r["text"] for r in theirs]))
+    truth = np.array([r["label"] == "directive" for r in theirs])
+    held = f"recall {marked[truth].mean():.2f}, false flags {marked[~truth].mean():.2f}"
     held_out = {
         "directives (authors B, D)": (test_text, test_y),
         "hard negatives (authors B, D)": (test_text, test_y),

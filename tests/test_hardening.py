@@ -320,7 +320,8 @@ def test_the_screen_flags_held_out_directives_and_spares_ordinary_text() -> None
     seeds = np.array(screen.flags(seed_sentences())).mean()
     print(f"held-out recall {recall:.3f}, hard-negative false flags {false_flags:.3f}, "
           f"seed false flags {seeds:.3f}")  # fmt: skip
-    assert recall >= 0.80 and false_flags <= 0.12 and seeds <= 0.03  # at the levels reached
+    # at the levels reached by the fine-tuned screen (issue 24): 0.909, 0.066, 0.005
+    assert recall >= 0.90 and false_flags <= 0.07 and seeds <= 0.01
 
 
 def test_hidden_files_are_listed_as_skipped(tmp_path: Path, embedder) -> None:
