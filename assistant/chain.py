@@ -229,6 +229,9 @@ class Assistant:
         """Small talk, an overview, or the grounded answer, whichever the evidence supports."""
         question, history = state["question"], state["history"]
         mode = state.get("mode")
+        intent = self.intent(question)
+        if intent == "smalltalk":  # "hi", "thanks!": the reader of issue 23 finds them quotes
+            return replies.small_talk(self.retriever.snapshot().chunks, self.suggestions([]))
         alone = self.evidence(question, mode=mode)
         chosen = alone
         if worth_joining(alone.verdict) and (joined := follow_up_query(question, history)):
@@ -237,10 +240,7 @@ class Assistant:
                 chosen = together
         if chosen.verdict.answerable:
             return self.grounded(state, chosen)
-        intent = self.intent(question)
         snap = self.retriever.snapshot()
-        if intent == "smalltalk":
-            return replies.small_talk(snap.chunks, self.suggestions([]))
         if intent == "overview":
             if self._overview[0] != snap.generation:
                 self._overview = (snap.generation, replies.describe(snap.chunks))
@@ -292,22 +292,30 @@ def build_chain(assistant: Assistant) -> Runnable:
             )
         ),
     )
-    return screen | RunnableBranch(
-        (
-            lambda s: s["urgency"] is not None,
-            RunnableLambda(
-                lambda s: replies.urgent_answer(s["urgency"].message, s["urgency"].kind)
+    return (
+        screen
+        | RunnableBranch(
+            (
+                lambda s: s["urgency"] is not None,
+                RunnableLambda(  # in another language, which guidance fits is a guess: say all
+                    lambda s: replies.urgent_answer(
+                        replies.ENGLISH_ONLY
+                        if assistant.language.foreign(s["message"][:2000])
+                        else s["urgency"].message,
+                        s["urgency"].kind,
+                    )
+                ),
             ),
-        ),
-        (
-            lambda s: s["problem"] is not None,
-            RunnableLambda(lambda s: replies.error_answer(s["problem"])),
-        ),
-        (
-            lambda s: assistant.language.foreign(s["question"], last_said(s["history"])),
-            RunnableLambda(lambda s: replies.english_only(s["question"])),
-        ),
-        RunnableLambda(assistant.respond),
+            (
+                lambda s: s["problem"] is not None,
+                RunnableLambda(lambda s: replies.error_answer(s["problem"])),
+            ),
+            (
+                lambda s: assistant.language.foreign(s["question"], last_said(s["history"])),
+                RunnableLambda(lambda s: replies.english_only(s["question"])),
+            ),
+            RunnableLambda(assistant.respond),
+        )
     )
 
 

@@ -156,6 +156,20 @@ def readings(text: str, history: Sequence[Mapping[str, str]] = ()) -> list[str]:
     return list(dict.fromkeys(p for p in out if p.strip()))
 
 
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def has_words(text: str) -> bool:
+    """Does the reading hold a word the model can read (one wordfreq knows, or any word in a
+    non-Latin script)? A run of "xxxx…" has none, and the classifier, never trained on such
+    junk, gave it 0.97."""
+    from wordfreq import zipf_frequency
+
+    return any(
+        not w.isascii() or zipf_frequency(w.lower(), "en") > 0 for w in _WORD.findall(text[:2000])
+    )
+
+
 def floor(text: str) -> UrgentKind | None:
     """The guidance group of the first floor phrase in the text, or None."""
     for group, pattern in FLOOR:
@@ -197,7 +211,7 @@ class Triage:
     def __call__(self, text: str, history: Sequence[Mapping[str, str]] = ()) -> Urgency | None:
         """An Urgency when the message (read with the user's previous turn) describes an
         emergency, else None."""
-        pieces = readings(text, history)
+        pieces = [p for p in readings(text, history) if has_words(p)]
         group = (
             next((g for g in map(floor, [text, *pieces[1:]]) if g), None)
             if self.use_floor
