@@ -9,13 +9,12 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS, ROOT, served_app
-from test_hardening import raw
+from test_hardening import fire, raw
 
 from assistant.safety import DISCLAIMER
 from corpus.store import Store
@@ -88,34 +87,6 @@ def exposed(tmp_path_factory: pytest.TempPathFactory, seed_index) -> Iterator[tu
     with served_app(corpus, root / "index", root / "app.log", env) as url:
         yield url, root
     assert not list(scratch.glob("rag-gradio-*")), "the scratch folder outlived a SIGTERM"
-
-
-def fire(url: str, elem_id: str, *data: object, event: str = "click") -> list:
-    """Fire a UI event as the page does (queue/join by fn_index): all of its outputs."""
-    _, page = raw(url, "/config")
-    config = json.loads(page)
-    target = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == elem_id)
-    fn_index = next(
-        i for i, d in enumerate(config["dependencies"]) if [target, event] in d["targets"]
-    )
-    session = uuid.uuid4().hex
-    status, body = raw(
-        url,
-        "/gradio_api/queue/join",
-        body=json.dumps(
-            {"data": list(data), "fn_index": fn_index, "session_hash": session,
-             "trigger_id": target}
-        ).encode(),
-        **{"Content-Type": "application/json"},
-    )  # fmt: skip
-    assert status == 200, body
-    _, stream = raw(url, f"/gradio_api/queue/data?session_hash={session}")
-    for line in stream.decode().splitlines():
-        if line.startswith("data: ") and '"process_completed"' in line:
-            message = json.loads(line[6:])
-            assert message.get("success"), message
-            return [str(x) for x in message["output"]["data"]]
-    raise AssertionError(stream[-500:])
 
 
 def test_text_a_reader_never_sees_is_never_ingested_or_quoted(exposed) -> None:

@@ -84,38 +84,39 @@ def call_ask(url: str, *data: object) -> dict:
     return json.loads(events.decode().split("data: ", 1)[1])[0]
 
 
-def trigger(url: str, elem_id: str, *data: object) -> tuple[str, float]:
-    """Fire a UI event the way the browser does (queue/join by fn_index), as an attacker would
-    without the page: returns (its first output, seconds taken)."""
+def fire(url: str, elem_id: str, *data: object, event: str = "click") -> list:
+    """Fire a UI event as the page does (queue/join by fn_index): all of its outputs."""
     _, page = raw(url, "/config")
     config = json.loads(page)
     target = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == elem_id)
     fn_index = next(
-        i for i, d in enumerate(config["dependencies"]) if [target, "click"] in d["targets"]
+        i for i, d in enumerate(config["dependencies"]) if [target, event] in d["targets"]
     )
     session = uuid.uuid4().hex
-    started = time.perf_counter()
     status, body = raw(
         url,
         "/gradio_api/queue/join",
         body=json.dumps(
-            {
-                "data": list(data),
-                "fn_index": fn_index,
-                "session_hash": session,
-                "trigger_id": target,
-            }
+            {"data": list(data), "fn_index": fn_index, "session_hash": session,
+             "trigger_id": target}
         ).encode(),
         **{"Content-Type": "application/json"},
-    )
+    )  # fmt: skip
     assert status == 200, body
     _, stream = raw(url, f"/gradio_api/queue/data?session_hash={session}")
     for line in stream.decode().splitlines():
         if line.startswith("data: ") and '"process_completed"' in line:
             message = json.loads(line[6:])
-            output = message["output"]["data"][0] if message.get("success") else message
-            return str(output), time.perf_counter() - started
+            assert message.get("success"), message
+            return [str(x) for x in message["output"]["data"]]
     raise AssertionError(stream[-500:])
+
+
+def trigger(url: str, elem_id: str, *data: object) -> tuple[str, float]:
+    """Click a UI control as an attacker would without the page: (its first output, seconds)."""
+    started = time.perf_counter()
+    first = fire(url, elem_id, *data)[0]
+    return first, time.perf_counter() - started
 
 
 def test_a_megabyte_of_history_costs_what_a_short_question_costs(hardened) -> None:
