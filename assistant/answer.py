@@ -144,6 +144,12 @@ class Gate:
             "question": self.question.to_json(),
         }
 
+    def uses(self) -> set[str]:
+        """The sentence features either model reads."""
+        return set(self.sentence.features) | {
+            f.removeprefix("best_") for f in self.question.features
+        }
+
     def passes(self, candidate: Candidate) -> bool:
         """Does this sentence, on its own evidence, answer the question?"""
         return candidate.probability >= self.sentence.threshold
@@ -219,8 +225,9 @@ def candidates(
         for sentence_id in passage.chunk.sentence_ids:
             owner.setdefault(sentence_id, passage)
     terms = key_terms(question)
-    rare = rare_words(question)
-    asked_numbers = numbers(question)
+    used = gate.uses()  # features the shipped gate does not read are not computed
+    rare = rare_words(question) if "rare_missing" in used else {}
+    asked_numbers = numbers(question) if "numbers_missing" in used else set()
     passage_terms: dict[str, set[str]] = {}
     found = []
     for sentence, vector in store.sentences_with_vectors(list(owner)):
@@ -228,7 +235,7 @@ def candidates(
             continue  # flagged at ingest: an instruction to an assistant is never quoted
         passage = owner[sentence.id]
         chunk = passage.chunk
-        if chunk.id not in passage_terms:
+        if rare and chunk.id not in passage_terms:
             passage_terms[chunk.id] = set(
                 index_terms(f"{chunk.title} {heading(chunk)} {chunk.text}")
             )
@@ -241,8 +248,10 @@ def candidates(
                 coverage=term_coverage(
                     terms, set(index_terms(f"{heading(chunk)} {sentence.text}")), vocabulary
                 ),
-                rare_missing=len(missing(rare, passage_terms[chunk.id], vocabulary)),
-                numbers_missing=len(asked_numbers - set(tokens(sentence.text))),
+                rare_missing=len(missing(rare, passage_terms[chunk.id], vocabulary)) if rare else 0,
+                numbers_missing=len(asked_numbers - set(tokens(sentence.text)))
+                if asked_numbers
+                else 0,
             )
         )
     found.sort(key=lambda c: -c.score)
@@ -294,11 +303,14 @@ class ExtractiveGenerator:
     def __init__(self, gate: Gate | None = None) -> None:
         self.gate = gate  # None: the calibrated gate, read on first use
 
-    def compose(self, question: str, candidates: Sequence[Candidate]) -> Draft:
-        """Quote the answering sentences, the best first, each attributed and cited."""
+    def compose(
+        self, question: str, candidates: Sequence[Candidate], cautions: Sequence[Candidate] = ()
+    ) -> Draft:
+        """Quote the answering sentences, the best first, each attributed and cited; `cautions`
+        (for a question about safety) are quoted after the lead."""
         if self.gate is None:
             self.gate = Gate.load()
-        chosen = select(candidates, self.gate)
+        chosen = select(candidates, self.gate, cautions)
         citations = tuple(citation(n, c.passage.chunk, c.sentence) for n, c in enumerate(chosen, 1))
         claims = tuple(
             Claim(claim_text(c.sentence.text), (n,), c.passage.chunk.kind.capitalize())
@@ -307,12 +319,15 @@ class ExtractiveGenerator:
         return Draft(claims, citations)
 
 
-def select(scored: Sequence[Candidate], gate: Gate) -> list[Candidate]:
+def select(
+    scored: Sequence[Candidate], gate: Gate, cautions: Sequence[Candidate] = ()
+) -> list[Candidate]:
     """The best sentence first; then each other sentence that passes the gate on its own.
 
     Another document's best sentence is included when it passes, or when the cross-encoder
-    rates it nearly as relevant as the lead (the documents may differ, as on the dose);
-    near-duplicates of a chosen sentence are not.
+    rates it nearly as relevant as the lead (the documents may differ, as on the dose); the
+    documents' cautions, when the question asks about safety; near-duplicates of a chosen
+    sentence are not.
     """
     if not scored:
         return []
@@ -329,6 +344,9 @@ def select(scored: Sequence[Candidate], gate: Gate) -> list[Candidate]:
         close = c.relevance >= best.relevance - OTHER_SIDE_MARGIN
         if c.passage.chunk.doc_id not in docs and (gate.passes(c) or close) and novel(c):
             docs.add(c.passage.chunk.doc_id)
+            chosen.append(c)
+    for c in cautions:
+        if len(chosen) < MAX_SENTENCES and novel(c):
             chosen.append(c)
     for c in scored[1:]:
         if len(chosen) >= MAX_SENTENCES:

@@ -1,4 +1,9 @@
-"""The Assistant façade and its LCEL chain: normalise -> triage -> retrieve -> gate -> compose.
+"""The Assistant: one question's path, read top to bottom in `Assistant._answer`.
+
+door (normalise, bound) -> triage -> form -> language -> small talk -> evidence (retrieve, read;
+a follow-up also read with the previous question) -> gate -> compose (quotes, or a checked LLM)
+-> reply. Each step returns early with its own reply. LangChain is the retriever's adapter
+(`HybridRetriever`, a `BaseRetriever`) and the LLM's prompt chain (`assistant.llm`).
 
 Every decision on the answer path is made from evidence scores: the triage model, the nearest
 examples of small talk and of requests for an overview (`intent.py`), and the calibrated gate
@@ -12,11 +17,9 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 from chromadb.errors import ChromaError
-from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
 
 from assistant import replies
 from assistant.answer import (
@@ -26,14 +29,17 @@ from assistant.answer import (
     Gate,
     Generator,
     candidates,
+    heading,
     judge,
 )
-from assistant.citations import check_citations
-from assistant.followup import Turn, follow_up_query, joined_is_better, worth_joining
-from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
+from assistant.cautions import Cautions
+from assistant.citations import check_citations, claim_text
+from assistant.followup import follow_up_query, joined_is_better, worth_joining
+from assistant.inputs import MAX_QUESTION_CHARS, Turn, bounded_history, normalise, problem
 from assistant.intent import Intents
 from assistant.language import LanguageCheck
 from assistant.records import Answer, Fallback
+from assistant.referral import WHO, Referrals
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
 from assistant.safety import Triage, is_injection
 from corpus import embeddings
@@ -46,6 +52,8 @@ from settings import Settings
 log = logging.getLogger(__name__)
 
 PASSAGES = 8  # retrieved passages whose sentences are candidates
+CAUTION_FLOOR = 0.3  # a caution quoted for a question about safety: its sentence probability
+MAX_CAUTIONS = 2
 READ_CHARS = 2 * MAX_QUESTION_CHARS  # read of an over-long message (triage reads all of it)
 
 
@@ -89,15 +97,18 @@ class Assistant:
         self.triage = triage or Triage(self.encoder)
         self.language = LanguageCheck()
         self.intent = Intents(self.encoder)
+        self.referrals = Referrals(self.encoder)
+        self.cautions = Cautions(self.encoder)
         self.extractive = ExtractiveGenerator(gate)
         self.llm: Generator | None = llm
         if llm is None and settings.generator != "extractive":
             from assistant.llm import LLMGenerator, make_chat_model
 
             label = f"the LLM ({settings.llm_model or settings.generator})"
-            self.llm = LLMGenerator(make_chat_model(settings), self._embedder, label)
+            self.llm = LLMGenerator(
+                make_chat_model(settings), self._embedder, label, fallback=self.extractive
+            )
         self._retriever: HybridRetriever | None = None
-        self._chain: Runnable | None = None
         self._overview: tuple[str, str] = ("", "")  # (index generation, text)
 
     @property
@@ -130,6 +141,8 @@ class Assistant:
         self.reranker.warm_up()
         self.triage.warm_up()
         self.language.warm_up()
+        self.referrals.warm_up()
+        self.cautions.warm_up()
         self.retriever.warm_up()
         if not self.retriever.snapshot().chunks:
             raise IndexMissingError(
@@ -141,14 +154,7 @@ class Assistant:
                 "documents (python -m assistant search) but holds no sentences to quote; "
                 "re-ingest without --search-only to ask questions"
             )
-        self.ask("warm up")  # first-call costs (onnxruntime, chroma, LCEL) are paid here
-
-    @property
-    def chain(self) -> Runnable:
-        """The LCEL chain from {question, history} to an Answer."""
-        if self._chain is None:
-            self._chain = build_chain(self)
-        return self._chain
+        self.ask("warm up")  # first-call costs (onnxruntime, chroma) are paid here
 
     @property
     def generator_name(self) -> str:
@@ -165,23 +171,50 @@ class Assistant:
     ) -> Answer:
         """Answer one question; never raises for bad input (status 'error' instead).
 
-        The question and history are normalised and bounded here, once. With an LLM configured,
-        `use_llm=False` answers extractively for this question.
+        With an LLM configured, `use_llm=False` answers extractively for this question; `mode`
+        picks the retrieval mode for this question only (evals compare them).
         """
         started = time.perf_counter()
-        state = {
-            "question": normalise(question[:READ_CHARS]) if isinstance(question, str) else question,
-            "message": normalise(question) if isinstance(question, str) else question,  # triage
-            "problem": problem(question, history),
-            "history": bounded_history(history),
-            "use_llm": use_llm and bool(self.llm),
-            "mode": mode,  # retrieval mode for this question only (evals compare them)
-        }
         try:
-            answer: Answer = self.chain.invoke(state)
+            answer = self._answer(question, history, use_llm and bool(self.llm), mode)
         except Exception as exc:  # noqa: BLE001 - a user gets a message, never a stack trace
             answer = self._failure(exc)
         return _with_latency(answer, started)
+
+    def _answer(
+        self, question: str, history: Sequence[Turn], use_llm: bool, mode: str | None
+    ) -> Answer:
+        """The path, in safety order: door -> triage -> form -> language -> small talk ->
+        evidence (the question alone, or read with the previous one) -> gate -> compose."""
+        message = normalise(question) if isinstance(question, str) else question
+        turns = bounded_history(history)
+        # Triage reads any readable text first, even a message too long or malformed to
+        # answer: an emergency gets its guidance before any complaint about the message.
+        readable = isinstance(message, str) and bool(message.strip())
+        if readable and (urgency := self.triage(message, turns)) is not None:
+            # in another language, which guidance fits is a guess: give every number
+            foreign = self.language.foreign(message[:MAX_QUESTION_CHARS])
+            text = replies.ENGLISH_ONLY if foreign else urgency.message
+            return replies.urgent_answer(text, urgency.kind)
+        if (why := problem(question, history)) is not None:
+            return replies.error_answer(why)
+        asked = message[:READ_CHARS]
+        if self.language.foreign(asked, last_said(turns)):
+            return replies.english_only(asked)
+        intent = self.intent(asked)
+        if intent == "smalltalk":  # "hi", "thanks!": the reader finds them quotes
+            return replies.small_talk(self.retriever.snapshot().chunks, self.suggestions([]))
+        alone = self.evidence(asked, mode=mode)
+        chosen = alone
+        if worth_joining(alone.verdict) and (joined := follow_up_query(asked, turns)):
+            together = self.evidence(joined, mode=mode, said=last_said(turns, "assistant"))
+            if joined_is_better(alone.verdict, together.verdict):
+                chosen = together
+        if chosen.verdict.answerable:
+            return self.grounded(asked, chosen, turns, use_llm)
+        if intent == "overview":
+            return self.overview()
+        return self.refusal(alone, turns)
 
     def _failure(self, exc: Exception) -> Answer:
         """An answer saying what broke; an unreadable index is reopened on the next question."""
@@ -197,16 +230,23 @@ class Assistant:
             )
         return replies.error_answer(f"Something went wrong while answering ({type(exc).__name__}).")
 
-    # -- steps of the chain ---------------------------------------------------------------
+    # -- the steps ------------------------------------------------------------------------
 
-    def evidence(self, query: str, *, k: int | None = None, mode: str | None = None) -> Evidence:
-        """Retrieve passages for a query and score their sentences; the gate's verdict on them."""
+    def evidence(
+        self, query: str, *, k: int | None = None, mode: str | None = None, said: str = ""
+    ) -> Evidence:
+        """Retrieve passages for a query and score their sentences; the gate's verdict on them.
+
+        `said`: the previous answer, when a follow-up is read with the previous question. A
+        follow-up asks for something new, so a sentence that answer already quoted is not its
+        answer ("what about ibd?" after the IBS benefit must not repeat the IBS benefit).
+        """
         gate = self._calibrated()
         retriever = self.retriever
         if not retriever.store.readable():
             raise StoreError(f"the index files at {self.settings.index_dir} are gone")
-        passages = retriever.passages(query, k=k or PASSAGES, mode=mode)
-        qvec = np.asarray(self._embedder.embed_query(query), dtype=np.float32)
+        qvec = np.asarray(self._embedder.embed_query(query), dtype=np.float32)  # embedded once
+        passages = retriever.passages(query, k=k or PASSAGES, mode=mode, qvec=qvec)
         scored = candidates(
             query,
             qvec,
@@ -216,59 +256,62 @@ class Assistant:
             self.reranker,
             gate,
         )
+        if said:  # `said` went through the door (normalised), so the quote goes through it too
+            scored = [c for c in scored if normalise(claim_text(c.sentence.text)) not in said]
         return Evidence(query, tuple(scored), judge(scored, gate))
 
     def _calibrated(self) -> Gate:
         """The gate, loaded from its calibration file on first use."""
         if self.gate is None:
             self.gate = Gate.load()
-            self.extractive = ExtractiveGenerator(self.gate)
+            self.extractive.gate = self.gate  # the LLM's fallback is this same generator
         return self.gate
 
-    def respond(self, state: dict[str, Any]) -> Answer:
-        """Small talk, an overview, or the grounded answer, whichever the evidence supports."""
-        question, history = state["question"], state["history"]
-        mode = state.get("mode")
-        intent = self.intent(question)
-        if intent == "smalltalk":  # "hi", "thanks!": the reader of issue 23 finds them quotes
-            return replies.small_talk(self.retriever.snapshot().chunks, self.suggestions([]))
-        alone = self.evidence(question, mode=mode)
-        chosen = alone
-        if worth_joining(alone.verdict) and (joined := follow_up_query(question, history)):
-            together = self.evidence(joined, mode=mode)
-            if joined_is_better(alone.verdict, together.verdict):
-                chosen = together
-        if chosen.verdict.answerable:
-            return self.grounded(state, chosen)
+    def overview(self) -> Answer:
+        """What the documents cover (described once per index generation)."""
         snap = self.retriever.snapshot()
-        if intent == "overview":
-            if self._overview[0] != snap.generation:
-                self._overview = (snap.generation, replies.describe(snap.chunks))
-            return replies.overview(self._overview[1], self.suggestions([]))
-        near = alone.nearest()
-        return replies.refusal(
-            alone.query, near, self.suggestions([near.id] if near is not None else [])
-        )
+        if self._overview[0] != snap.generation:
+            self._overview = (snap.generation, replies.describe(snap.chunks))
+        return replies.overview(self._overview[1], self.suggestions([]))
 
-    def grounded(self, state: dict[str, Any], evidence: Evidence) -> Answer:
+    def grounded(
+        self, question: str, evidence: Evidence, history: Sequence[Turn], use_llm: bool
+    ) -> Answer:
         """Compose and check the answer from evidence the gate accepted."""
-        question = state["question"]
-        if state.get("use_llm") and self.llm is not None:
+        if use_llm and self.llm is not None:
             if is_injection(question):  # only an LLM can be instructed
                 why = Fallback("instructions", "the question reads as instructions")
                 draft = replace(self.extractive.compose(question, evidence.scored), fallback=why)
             else:
                 draft = self.llm.compose(question, evidence.scored)
         else:
-            draft = self.extractive.compose(question, evidence.scored)
+            draft = self.extractive.compose(
+                question, evidence.scored, self.cautions_for(question, evidence)
+            )
         draft = check_citations(draft)
         if not draft.citations:
-            near = evidence.nearest()
-            return replies.refusal(
-                evidence.query, near, self.suggestions([near.id] if near is not None else [])
-            )
+            return self.refusal(evidence, history)
         return replies.answered(
             draft, evidence.query, self.suggestions([c.chunk_id for c in draft.citations])
+        )
+
+    def cautions_for(self, question: str, evidence: Evidence) -> list[Candidate]:
+        """For a question about safety, the best candidates from the documents' cautions."""
+        if not self.cautions.asked(question):
+            return []
+        found = [
+            c
+            for c in evidence.scored
+            if c.probability >= CAUTION_FLOOR and self.cautions.section(heading(c.passage.chunk))
+        ]
+        return found[:MAX_CAUTIONS]
+
+    def refusal(self, evidence: Evidence, history: Sequence[Turn]) -> Answer:
+        """The documents don't answer: what they say nearest, and who to ask instead."""
+        near = evidence.nearest()
+        who = WHO[self.referrals(evidence.query, last_said(history))] if near is not None else ""
+        return replies.refusal(
+            evidence.query, near, self.suggestions([near.id] if near is not None else []), who
         )
 
     def suggestions(self, chunk_ids: Sequence[str]) -> tuple[str, ...]:
@@ -277,51 +320,9 @@ class Assistant:
         return replies.suggestions(snap.chunks, snap.position, chunk_ids)
 
 
-def build_chain(assistant: Assistant) -> Runnable:
-    """Wire the steps as LCEL runnables; the branch order is the safety order.
-
-    Any readable text is triaged first, even a message too long or malformed to answer: an
-    emergency gets its guidance before any complaint about the form of the message.
-    """
-    screen = RunnablePassthrough.assign(
-        urgency=RunnableLambda(
-            lambda s: (
-                assistant.triage(s["message"], s["history"])
-                if isinstance(s["message"], str) and s["message"].strip()
-                else None
-            )
-        ),
-    )
-    return (
-        screen
-        | RunnableBranch(
-            (
-                lambda s: s["urgency"] is not None,
-                RunnableLambda(  # in another language, which guidance fits is a guess: say all
-                    lambda s: replies.urgent_answer(
-                        replies.ENGLISH_ONLY
-                        if assistant.language.foreign(s["message"][:2000])
-                        else s["urgency"].message,
-                        s["urgency"].kind,
-                    )
-                ),
-            ),
-            (
-                lambda s: s["problem"] is not None,
-                RunnableLambda(lambda s: replies.error_answer(s["problem"])),
-            ),
-            (
-                lambda s: assistant.language.foreign(s["question"], last_said(s["history"])),
-                RunnableLambda(lambda s: replies.english_only(s["question"])),
-            ),
-            RunnableLambda(assistant.respond),
-        )
-    )
-
-
-def last_said(history: Sequence[Turn]) -> str:
-    """The user's previous turn in the (bounded) history, or ''."""
-    return next((t["content"] for t in reversed(history) if t.get("role") == "user"), "")
+def last_said(history: Sequence[Turn], role: str = "user") -> str:
+    """The previous turn of the user (or the assistant) in the (bounded) history, or ''."""
+    return next((t["content"] for t in reversed(history) if t.get("role") == role), "")
 
 
 def _with_latency(answer: Answer, started: float) -> Answer:

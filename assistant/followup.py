@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from assistant.answer import Answerability
+from assistant.inputs import Turn
 
 FOLLOW_UP_MARGIN = 0.15  # the question read with the last one must beat it read alone by this
-
-Turn = Mapping[str, str]
 
 
 def follow_up_query(question: str, history: Sequence[Turn]) -> str | None:

@@ -195,13 +195,14 @@ class LLMGenerator:
         on_checked: Callable[[str, Sequence[Checked]], None] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        fallback: ExtractiveGenerator | None = None,
     ) -> None:
         self.chat_model = chat_model
         self.embedder = embedder
         self.label = label
         self.stats = ClaimStats()
         self.on_checked = on_checked  # sees every checked answer (evals dump them for labelling)
-        self.fallback = ExtractiveGenerator()
+        self.fallback = fallback or ExtractiveGenerator()  # the assistant's, with its gate
         self._clock = clock
         self._failures_in_a_row = 0
         self._paused_until = 0.0

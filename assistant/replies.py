@@ -34,13 +34,17 @@ def answered(draft: Draft, query: str, suggestions: tuple[str, ...]) -> Answer:
     )
 
 
-def refusal(query: str, near: Chunk | None, suggestions: tuple[str, ...]) -> Answer:
-    """Say the documents don't answer, what they say closest to it, and what they do answer."""
+def refusal(query: str, near: Chunk | None, suggestions: tuple[str, ...], who: str = "") -> Answer:
+    """Say the documents don't answer, what they say closest to it, who to ask, and what they
+    do answer. `who` (a professional, see `referral.WHO`) is named when the documents came close:
+    a near-topic question is a health question about someone's own situation."""
     if near is not None:
         where = f"the {near.kind} “{near.title}”"
         if near.section and near.section != near.title:
             where = f"the section “{near.section}” of {where}"
         head = f"My documents don't answer that. The closest they come is {where}."
+        if who:
+            head += f" For your own situation, please ask {who}."
     else:
         head = "My documents don't answer that."
     text = head + (" You could ask: " + " · ".join(suggestions) if suggestions else "")

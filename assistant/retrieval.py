@@ -122,8 +122,15 @@ class HybridRetriever(BaseRetriever):
                 self._snapshot = Snapshot.build(generation, self.store.live_chunks())
             return self._snapshot
 
-    def passages(self, query: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
-        """The k best chunks for a query, fused from dense and BM25 rankings."""
+    def passages(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str | None = None,
+        qvec: np.ndarray | None = None,
+    ) -> list[Passage]:
+        """The k best chunks for a query, fused from dense and BM25 rankings (`qvec`: the
+        query's vector, when the caller has embedded it already)."""
         mode = mode or self.mode
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -134,7 +141,8 @@ class HybridRetriever(BaseRetriever):
             )
         k = k or self.k
         depth = max(self.depth, k)
-        qvec = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+        if qvec is None:
+            qvec = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
 
         dense_rank: dict[int, int] = {}
         dense_score: dict[int, float] = {}

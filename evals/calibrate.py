@@ -35,6 +35,7 @@ from evals.datasets import (
     sample,
     squad,
 )
+from evals.reader.data import lay_foreign
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "external"
@@ -320,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     from corpus.models import SentenceEncoder
 
     try:
-        datasets = [squad(args.data), covidqa(args.data), lay_wiki(args.data)]
+        datasets = [
+            squad(args.data),
+            covidqa(args.data),
+            lay_wiki(args.data),
+            lay_foreign(args.data),
+        ]
         sets = [cached_rows(d, "calib", args.limit, args.fresh) for d in datasets]
     except DatasetMissingError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ from evals.datasets import (
     sample,
     squad,
 )
+from evals.reader.data import lay_foreign
 
 EVAL_LIMIT = 400
 log = logging.getLogger("evals.external")
@@ -158,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        datasets = [squad(args.data), covidqa(args.data), lay_wiki(args.data)]
+        datasets = [
+            squad(args.data),
+            covidqa(args.data),
+            lay_wiki(args.data),
+            lay_foreign(args.data),
+        ]
     except DatasetMissingError as exc:
         print(f"external data absent, nothing evaluated: {exc}", file=sys.stderr)
         return 2

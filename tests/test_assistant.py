@@ -135,6 +135,27 @@ def test_a_refusal_points_to_the_nearest_section_and_offers_questions(assistant)
         assert assistant.ask(suggestion).status == "answered", suggestion
 
 
+@pytest.mark.parametrize(
+    ("question", "who"),
+    [
+        ("Can I give melatonin to my 4-year-old?", "paediatrician"),
+        ("can my dog have some of my melatonin, he hates fireworks", "vet"),
+        ("Can I take melatonin together with sertraline?", "pharmacist"),
+    ],
+)
+def test_a_near_topic_refusal_says_who_to_ask(assistant, question, who) -> None:
+    answer = assistant.ask(question)
+    assert answer.status == "refused", answer.answer
+    assert who in answer.answer
+    assert "The closest they come is" in answer.answer  # and what the documents do cover
+
+
+def test_an_off_topic_refusal_sends_nobody_to_a_doctor(assistant) -> None:
+    answer = assistant.ask("What is the capital of France?")
+    assert answer.status == "refused"
+    assert "ask" not in answer.answer.split("You could ask")[0]
+
+
 LAY = [
     ("is melatonin safe to take every night?", ["nightly", "adverse effects", "generally safe"]),
     ("whats the gut brain axis in simple words", ["bidirectional communication"]),
@@ -148,6 +169,27 @@ def test_questions_typed_as_people_type_are_answered(assistant, question, expect
     assert answer.status == "answered", answer.answer
     assert any(e.lower() in answer.answer.lower() for e in expected), answer.answer
     assert_well_cited(answer)
+
+
+def test_a_question_about_safety_also_quotes_the_documents_cautions(assistant) -> None:
+    answer = assistant.ask("is it safe to take melatonin every night?")
+    assert answer.status == "answered", answer.answer
+    sections = [c.section or "" for c in answer.citations[1:]]
+    assert any("Side Effects" in s or "Safety" in s for s in sections), answer.answer
+    assert_well_cited(answer)
+
+
+def test_a_follow_up_never_repeats_the_answer_it_follows(assistant) -> None:
+    first = assistant.ask("does melatonin help with ibs?")
+    assert first.status == "answered", first.answer
+    history = [
+        {"role": "user", "content": "does melatonin help with ibs?"},
+        {"role": "assistant", "content": first.answer},
+    ]
+    answer = assistant.ask("what about ibd?", history)
+    assert not {c.quote for c in answer.citations} & {c.quote for c in first.citations}
+    if answer.status == "answered":  # the documents' IBD caution, not the IBS benefit again
+        assert "inflammat" in answer.answer.lower(), answer.answer
 
 
 def test_the_answering_sentence_leads(assistant) -> None:

@@ -17,7 +17,9 @@ from assistant.safety import Triage, TriageModel
 from corpus.models import ModelFileError, SentenceEncoder
 from evals.datasets import DEFAULT_DATA, DatasetMissingError, covidqa, squad
 
-TRIAGE = ROOT / "evals" / "triage.jsonl"
+EVALS = ROOT / "evals"
+TRIAGE = EVALS / "triage.jsonl"
+BLIND = EVALS / "blind.jsonl"
 # The levels reached on 2026-11-23 (the closing note has the numbers); a change that falls
 # below them fails here.
 # Issue 24 added two authors (F: other languages, slang, emoji, long messages, conversations) to
@@ -111,3 +113,20 @@ def test_the_gate_holds_its_level_on_documents_nobody_here_wrote(
     assert project.hasans_hit >= 0.3 * project.answered, (
         rows
     )  # what it answers, it mostly gets right
+
+
+def test_refusals_name_the_professional_a_blind_labeller_chose() -> None:
+    """Who-to-ask on the blind set's refused questions (a helper labelled each, seeing only them)."""
+    from assistant.referral import Referrals
+    from corpus.models import SentenceEncoder
+
+    rows = {r["id"]: r for r in map(json.loads, BLIND.read_text("utf-8").splitlines())}
+    referrals = Referrals(SentenceEncoder())
+    hits = []
+    for label in map(json.loads, (EVALS / "referrals.jsonl").read_text("utf-8").splitlines()):
+        row = rows[label["id"]]
+        previous = " ".join(t["content"] for t in row["history"] if t["role"] == "user")
+        got = referrals(row["question"], previous)
+        hits.append(got in (label["label"], label["also"]))
+    assert len(hits) >= 50
+    assert sum(hits) / len(hits) >= 0.9  # measured: 0.923 on the test split, 0.962 on dev

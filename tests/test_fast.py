@@ -386,6 +386,30 @@ def test_selection_leads_with_the_best_shows_the_other_document_and_skips_repeat
     assert len(select(many, _gate())) <= MAX_SENTENCES
 
 
+def test_cautions_follow_the_lead_and_never_repeat_it() -> None:
+    from assistant.answer import select
+
+    best = _candidate(3.0, "a", "A says 1 mg.", np.array([1.0, 0.0]))
+    caution = _candidate(-4.0, "a", "Some feel dizzy.", np.array([0.0, 1.0]))  # fails the gate
+    chosen = select([best, caution], _gate(), cautions=[caution, best])
+    assert [c.sentence.text for c in chosen] == ["A says 1 mg.", "Some feel dizzy."]
+    assert [c.sentence.text for c in select([best, caution], _gate())] == ["A says 1 mg."]
+
+
+def test_a_follow_up_read_in_context_never_requotes_the_last_answer(fake_assistant) -> None:
+    question = "How much melatonin do most adults take before bed?"
+    first = fake_assistant.ask(question)
+    history = [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": first.answer},
+    ]
+    again = fake_assistant.evidence(question, said=first.answer)
+    assert first.citations[0].quote not in [c.sentence.text for c in again.scored]
+    assert fake_assistant.evidence(question).scored[0].sentence.text == first.citations[0].quote
+    follow = fake_assistant.ask("and what does the diary say?", history)
+    assert first.citations[0].quote not in [c.quote for c in follow.citations]
+
+
 def test_the_assistant_answers_refuses_greets_and_escalates_on_fakes(fake_assistant) -> None:
     answer = fake_assistant.ask("How much melatonin do most adults take before bed?")
     assert answer.status == "answered" and answer.made_by == "extractive"

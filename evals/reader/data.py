@@ -6,7 +6,14 @@ Sources (the datasheet, `evals/reader/data/README.md`, says who wrote what under
   questions are negative against the sentences of their paragraph that share most words;
 - lay rewrites of those questions, written blind by helpers (`lay_*.jsonl`): same labels;
 - near-topic questions written by helpers (`near_*.jsonl`): a question the sentence seems to
-  answer but does not, negative against that sentence and the one before it.
+  answer but does not, negative against that sentence and the one before it;
+- matched questions (`match_*.jsonl`): a question about the very group, condition or caution a
+  sentence names, positive against it (near-topic data alone teaches "a question about children
+  is never answered"; these teach that a sentence about children answers it);
+- follow-ups (`follow_*.jsonl`): a first question and an elliptical follow-up, read joined as
+  the app reads them (`assistant.followup.follow_up_query`): the follow-up's own sentence is
+  positive, the first question's sentence is a hard negative (the app must not repeat it), and
+  a follow-up the passage does not answer is negative against both.
 
 Articles are split once (`evals.datasets.reader_split`): pairs about `train` articles train the
 reader; `heldout` articles (where the gate is calibrated and the external evals run) never do.
@@ -19,11 +26,21 @@ import json
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from assistant.followup import follow_up_query
 from corpus.sentences import sentence_spans
-from evals.datasets import COVIDQA, DEFAULT_DATA, SQUAD, read_json, reader_split
+from evals.datasets import (
+    COVIDQA,
+    DEFAULT_DATA,
+    SQUAD,
+    Dataset,
+    ExternalQuestion,
+    read_json,
+    reader_split,
+    squad,
+)
 
 DATA = Path(__file__).resolve().with_name("data")
 WINDOW = 5  # a COVID-QA article is long: its candidates are the gold sentence's neighbours
@@ -40,7 +57,8 @@ class Pair:
     sentence: str
     heading: str
     label: int
-    source: str  # squad-original, covid-original, squad-impossible, lay, near-topic
+    source: str  # squad-original, covid-original, squad-impossible, lay, near-topic, match,
+    # follow-up, follow-up-not
     article: str
     group: str  # pairs of one question share a group (ranking metrics read a group)
 
@@ -210,7 +228,45 @@ def build(
                 pairs[split].append(
                     Pair(row["question"], s, item.heading, 0, "near-topic", item.article, group)
                 )
+    for path in sorted(folder.glob("match_*.jsonl")):
+        for n, row in enumerate(read_jsonl(path)):
+            item = sentences[row["sid"]]
+            group = f"{row['sid']}/{path.stem}/{n}"
+            matched = replace(item, qid=group, question=row["question"])
+            pairs[reader_split(item.article)] += answerable_pairs(
+                matched, row["question"], "match", rng
+            )
+    for path in sorted(folder.glob("follow_*.jsonl")):
+        for n, row in enumerate(read_jsonl(path)):
+            first = sentences[row["first_sid"]]
+            group = f"{row['first_sid']}/{path.stem}/{n}"
+            split = reader_split(first.article)
+            joined = joined_question(row)
+            before = first.sentences[first.gold]
+            if row["answerable"]:
+                item = replace(sentences[row["sid"]], qid=group, question=joined)
+                found = [
+                    p
+                    for p in answerable_pairs(item, joined, "follow-up", rng, NEGATIVES - 1)
+                    if p.label or p.sentence != before
+                ]
+                found.append(
+                    Pair(joined, before, item.heading, 0, "follow-up", item.article, group)
+                )
+            else:
+                chosen = [before, *first.sentences[max(0, first.gold - 1) : first.gold]]
+                found = [
+                    Pair(joined, s, first.heading, 0, "follow-up-not", first.article, group)
+                    for s in chosen
+                ]
+            pairs[split] += found
     return pairs
+
+
+def joined_question(row: dict) -> str:
+    """A follow-up read with the first question, as the app reads one."""
+    history = [{"role": "user", "content": row["first"]}]
+    return follow_up_query(row["question"], history) or row["question"]
 
 
 def candidate_sets(
@@ -234,6 +290,27 @@ def candidate_sets(
                 sets.append(
                     ("near-topic", row["question"], item.sentences, item.gold, item.heading)
                 )
+    for path in sorted(folder.glob("follow_*.jsonl")):
+        for row in read_jsonl(path):
+            first = sentences[row["first_sid"]]
+            if reader_split(first.article) != split:
+                continue
+            if row["answerable"]:  # the first question's sentence is among the candidates
+                item = sentences[row["sid"]]
+                texts = item.sentences
+                if first.sentences[first.gold] not in texts:
+                    texts = (*texts, first.sentences[first.gold])
+                sets.append(("follow-up", joined_question(row), texts, item.gold, item.heading))
+            else:  # its target: the first question's sentence, which does not answer it
+                sets.append(
+                    (
+                        "follow-up-not",
+                        joined_question(row),
+                        first.sentences,
+                        first.gold,
+                        first.heading,
+                    )
+                )
     return sets
 
 
@@ -247,3 +324,31 @@ def write(pairs: dict[str, list[Pair]], folder: Path = DATA) -> dict[str, Path]:
         )
         written[split] = path
     return written
+
+
+def lay_foreign(data_dir: Path = DEFAULT_DATA, folder: Path = DATA) -> Dataset:
+    """The held-out lay rewrites (answerable) and near-topic questions (not) about the SQuAD
+    articles the reader never trained on, asked of SQuAD's corpus: lay-typed data for the gate.
+
+    Alternate questions of each kind are `calib` and `eval`.
+    """
+    corpus = squad(data_dir)
+    items = {i.qid: i for i in squad_items(data_dir)}
+    sentences = sentence_items(data_dir)
+    lay = [
+        (row["question"], items[row["qid"]].answers)
+        for row in read_jsonl(folder / "lay_heldout.jsonl")
+        if row["qid"] in items and reader_split(items[row["qid"]].article) == "heldout"
+    ]
+    near = [
+        (row["question"], ())
+        for row in read_jsonl(folder / "near_heldout.jsonl")
+        if row["sid"].startswith("squad:")
+        and reader_split(sentences[row["sid"]].article) == "heldout"
+    ]
+    questions = tuple(
+        ExternalQuestion(f"{kind}-{n}", question, answers, "calib" if n % 2 == 0 else "eval")
+        for kind, rows in (("lay", lay), ("near", near))
+        for n, (question, answers) in enumerate(rows)
+    )
+    return Dataset("lay-foreign", corpus.articles, questions, corpus="squad2")

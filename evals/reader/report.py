@@ -52,8 +52,13 @@ def _folded(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def foreign_cases(data_dir: Path) -> tuple[list[Case], list[Case]]:
-    """Held-out lay rewrites and near-topic questions about documents nobody here wrote.
+ANSWERABLE = ("lay", "follow-up")
+
+
+def foreign_cases(
+    data_dir: Path, sources: tuple[str, str] = ("lay", "near-topic")
+) -> tuple[list[Case], list[Case]]:
+    """Held-out questions of two sources (answerable, not) about documents nobody here wrote.
 
     For ranking, a lay question's candidates are all the sentences around its gold one. For
     answerable-vs-not, every question is read against the same two sentences, the ones its
@@ -61,8 +66,10 @@ def foreign_cases(data_dir: Path) -> tuple[list[Case], list[Case]]:
     """
     ranking, pairs = [], []
     for source, q, sentences, target, heading in candidate_sets(data_dir):
+        if source not in sources:
+            continue
         read = tuple(reading_text(KIND, heading, s) for s in sentences)
-        lay = source == "lay"
+        lay = source in ANSWERABLE
         if lay:
             ranking.append(Case(q, read, frozenset({target})))
         start = max(0, target - 1)
@@ -140,6 +147,9 @@ def write(data_dir: Path, path: Path = REPORT) -> Path:
     ours = our_cases()
     sets = {
         "foreign held-out: lay rewrites vs near-topic": (ranking, pairs),
+        "foreign held-out: follow-ups, read joined, answerable vs not": foreign_cases(
+            data_dir, ("follow-up", "follow-up-not")
+        ),
         "ours (blind, never trained on): lay vs near-topic": (
             [c for c in ours if c.gold],
             ours,
@@ -157,7 +167,10 @@ def write(data_dir: Path, path: Path = REPORT) -> Path:
         " `evals/blind.jsonl` (written blind, never trained on); candidates are the 12 sentences"
         " the app's pipeline shortlists; gold sentences are the writer's plus those a second"
         " blind annotator found answering; a lay question with no gold sentence shortlisted"
-        " counts as a miss.",
+        " counts as a miss. Follow-ups: a first question and an elliptical follow-up, read"
+        " joined as the app reads them; the candidates include the first question's own"
+        " sentence, which must not come first; the AUC reads each follow-up against the sentence"
+        " its writer checked (the answer, or the first question's sentence) and the one before.",
         "",
         "| set | reader | answerable | not | gold first | gold in top 2 | AUC answerable vs not |",
         "|---|---|---|---|---|---|---|",
