@@ -32,7 +32,6 @@ from assistant.answer import (
     heading,
     judge,
 )
-from assistant.cautions import Cautions
 from assistant.citations import check_citations, claim_text
 from assistant.followup import follow_up_query, joined_is_better, worth_joining
 from assistant.inputs import MAX_QUESTION_CHARS, Turn, bounded_history, normalise, problem
@@ -42,6 +41,7 @@ from assistant.records import Answer, Fallback
 from assistant.referral import WHO, Referrals
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
 from assistant.safety import Triage, is_injection
+from assistant.sections import Sections
 from corpus import embeddings
 from corpus.models import CrossEncoder, SentenceEncoder
 from corpus.protocols import Embedder, Index, Reranker, TextEncoder
@@ -52,7 +52,7 @@ from settings import Settings
 log = logging.getLogger(__name__)
 
 PASSAGES = 8  # retrieved passages whose sentences are candidates
-CAUTION_FLOOR = 0.3  # a caution quoted for a question about safety: its sentence probability
+CAUTION_FLOOR = 0.2  # a caution quoted for a question about safety: its sentence probability
 MAX_CAUTIONS = 2
 READ_CHARS = 2 * MAX_QUESTION_CHARS  # read of an over-long message (triage reads all of it)
 
@@ -98,7 +98,7 @@ class Assistant:
         self.language = LanguageCheck()
         self.intent = Intents(self.encoder)
         self.referrals = Referrals(self.encoder)
-        self.cautions = Cautions(self.encoder)
+        self.sections = Sections(self.encoder)
         self.extractive = ExtractiveGenerator(gate)
         self.llm: Generator | None = llm
         if llm is None and settings.generator != "extractive":
@@ -142,7 +142,7 @@ class Assistant:
         self.triage.warm_up()
         self.language.warm_up()
         self.referrals.warm_up()
-        self.cautions.warm_up()
+        self.sections.warm_up()
         self.retriever.warm_up()
         if not self.retriever.snapshot().chunks:
             raise IndexMissingError(
@@ -256,6 +256,11 @@ class Assistant:
             self.reranker,
             gate,
         )
+        listed = [
+            c for c in scored if self.sections.heading_is("references", heading(c.passage.chunk))
+        ]
+        if listed and not self.sections.asks_sources(query):  # a reference line is not a claim
+            scored = [c for c in scored if c not in listed]
         if said:  # `said` went through the door (normalised), so the quote goes through it too
             scored = [c for c in scored if normalise(claim_text(c.sentence.text)) not in said]
         return Evidence(query, tuple(scored), judge(scored, gate))
@@ -297,12 +302,13 @@ class Assistant:
 
     def cautions_for(self, question: str, evidence: Evidence) -> list[Candidate]:
         """For a question about safety, the best candidates from the documents' cautions."""
-        if not self.cautions.asked(question):
+        if not self.sections.asks_safety(question):
             return []
         found = [
             c
             for c in evidence.scored
-            if c.probability >= CAUTION_FLOOR and self.cautions.section(heading(c.passage.chunk))
+            if c.probability >= CAUTION_FLOOR
+            and self.sections.heading_is("cautions", heading(c.passage.chunk))
         ]
         return found[:MAX_CAUTIONS]
 

@@ -35,7 +35,6 @@ from evals.datasets import (
     sample,
     squad,
 )
-from evals.reader.data import lay_foreign
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "external"
@@ -321,12 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     from corpus.models import SentenceEncoder
 
     try:
-        datasets = [
-            squad(args.data),
-            covidqa(args.data),
-            lay_wiki(args.data),
-            lay_foreign(args.data),
-        ]
+        datasets = [squad(args.data), covidqa(args.data), lay_wiki(args.data)]
         sets = [cached_rows(d, "calib", args.limit, args.fresh) for d in datasets]
     except DatasetMissingError as exc:
         print(f"error: {exc}", file=sys.stderr)

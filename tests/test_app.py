@@ -108,11 +108,6 @@ def _replies(page):
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(
-    reason="reader v2 (issue 23) answers 'What are the side effects of melatonin?' with one "
-    "sentence, the pregnancy caution, instead of the side effects; the composer is issue 25",
-    strict=True,
-)
 def test_chat_in_a_real_browser(app_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -284,11 +279,6 @@ def test_document_text_is_escaped_never_rendered() -> None:
     assert "\u202e" not in plain_text(refused) and "[U+202E]" in plain_text(refused)
 
 
-@pytest.mark.xfail(
-    reason="reader v2 (issue 23) answers 'What are the side effects of melatonin?' with one "
-    "sentence, the pregnancy caution, instead of the side effects; the composer is issue 25",
-    strict=True,
-)
 def test_two_quotes_from_one_passage_share_one_card(assistant) -> None:
     from assistant.render import answer_html, plain_text
 

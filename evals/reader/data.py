@@ -7,10 +7,10 @@ Sources (the datasheet, `evals/reader/data/README.md`, says who wrote what under
 - lay rewrites of those questions, written blind by helpers (`lay_*.jsonl`): same labels;
 - near-topic questions written by helpers (`near_*.jsonl`): a question the sentence seems to
   answer but does not, negative against that sentence and the one before it;
-- matched questions (`match_*.jsonl`): a question about the very group, condition or caution a
-  sentence names, positive against it (near-topic data alone teaches "a question about children
-  is never answered"; these teach that a sentence about children answers it);
-- follow-ups (`follow_*.jsonl`): a first question and an elliptical follow-up, read joined as
+- matched questions (`match_*.jsonl`, kept in `unused/`: tried, not shipped, see the datasheet):
+  a question about the very group, condition or caution a sentence names, positive against it;
+- follow-ups (`follow_*.jsonl`; the training ones in `unused/`, the held-out ones measured): a
+  first question and an elliptical follow-up, read joined as
   the app reads them (`assistant.followup.follow_up_query`): the follow-up's own sentence is
   positive, the first question's sentence is a hard negative (the app must not repeat it), and
   a follow-up the passage does not answer is negative against both.
