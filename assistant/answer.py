@@ -28,9 +28,7 @@ from corpus.protocols import Index, Reranker
 from corpus.records import Sentence
 
 GATE_FILE = Path(__file__).resolve().with_name("gate.json")
-PREFILTER = (
-    10  # sentences the reader reads per question (~18 ms each on 2 cores; 8 missed the dose)
-)
+PREFILTER = 10  # sentences the reader reads per question (~18 ms each; 8 missed the dose)
 MAX_SENTENCES = 4
 OTHER_SIDE_MARGIN = 1.5  # cross-encoder logits: another document's view this close is shown too
 SENTENCE_FEATURES = (
