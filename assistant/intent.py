@@ -6,7 +6,8 @@ and the gate did not find an answer first. No single word decides.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -39,19 +40,43 @@ INTENT_EXAMPLES: dict[Intent, tuple[str, ...]] = {
 INTENT_SIMILARITY = 0.8
 
 
+K = TypeVar("K", bound=str)
+
+
+class Examples(Generic[K]):
+    """Labelled example texts; how close in meaning (bge-small cosine) a text comes to each
+    label's nearest example. The examples are encoded on first use, once."""
+
+    def __init__(self, encoder: TextEncoder, examples: Mapping[K, Sequence[str]]) -> None:
+        self.encoder = encoder
+        self.examples = examples
+        self._vectors: dict[K, np.ndarray] = {}
+
+    def warm_up(self) -> None:
+        """Encode the examples (once)."""
+        if not self._vectors:
+            self._vectors = {k: self.encoder.encode(list(v)) for k, v in self.examples.items()}
+
+    def similarity(self, text: str) -> dict[K, float]:
+        """Each label's best cosine to the text (a single text's vector is cached by the encoder)."""
+        self.warm_up()
+        vector = self.encoder.encode([text])[0]
+        return {label: float(np.max(v @ vector)) for label, v in self._vectors.items()}
+
+    def nearest(self, text: str) -> tuple[K, float]:
+        """The label of the text's nearest example, and its cosine."""
+        scores = self.similarity(text)
+        label = max(scores, key=scores.__getitem__)
+        return label, scores[label]
+
+
 class Intents:
-    """Which kind of non-question a message is, if any; the examples are encoded on first use."""
+    """Which kind of non-question a message is, if any."""
 
     def __init__(self, encoder: TextEncoder, examples: dict[Intent, tuple[str, ...]] | None = None):
-        self.encoder = encoder
-        self.examples = examples or INTENT_EXAMPLES
-        self._vectors: dict[Intent, np.ndarray] = {}
+        self.examples = Examples(encoder, examples or INTENT_EXAMPLES)
 
     def __call__(self, message: str) -> Intent | None:
         """'smalltalk' or 'overview' when the message is that close to one of their examples."""
-        if not self._vectors:
-            self._vectors = {k: self.encoder.encode(list(v)) for k, v in self.examples.items()}
-        vector = self.encoder.encode([message])[0]
-        best = {name: float(np.max(vectors @ vector)) for name, vectors in self._vectors.items()}
-        name = max(best, key=best.__getitem__)
-        return name if best[name] >= INTENT_SIMILARITY else None
+        name, similarity = self.examples.nearest(message)
+        return name if similarity >= INTENT_SIMILARITY else None

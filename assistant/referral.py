@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
-
+from assistant.intent import Examples
 from corpus.protocols import TextEncoder
 
 Referral = Literal["paediatrician", "pregnancy", "vet", "pharmacist", "doctor"]
@@ -69,30 +68,23 @@ REFERRAL_SIMILARITY = 0.6  # below this for every example, a doctor or pharmacis
 
 
 class Referrals:
-    """Who a question should be taken to; the examples are encoded on first use."""
+    """Who a question should be taken to."""
 
     def __init__(
         self, encoder: TextEncoder, examples: dict[Referral, tuple[str, ...]] | None = None
     ) -> None:
-        self.encoder = encoder
-        self.examples = examples or REFERRAL_EXAMPLES
-        self._vectors: dict[Referral, np.ndarray] = {}
+        self.examples = Examples(encoder, examples or REFERRAL_EXAMPLES)
 
     def warm_up(self) -> None:
         """Encode the examples (once)."""
-        if not self._vectors:
-            self._vectors = {k: self.encoder.encode(list(v)) for k, v in self.examples.items()}
+        self.examples.warm_up()
 
     def __call__(self, question: str, previous: str = "") -> Referral:
         """The nearest kind of professional for this question (read alone, then after the
         previous one), or 'doctor' when no example is close."""
-        self.warm_up()
         for text in (question, f"{previous} {question}" if previous else ""):
-            if not text:
-                continue
-            vector = self.encoder.encode([text])[0]
-            best = {name: float(np.max(v @ vector)) for name, v in self._vectors.items()}
-            name = max(best, key=best.__getitem__)
-            if best[name] >= REFERRAL_SIMILARITY:
-                return name
+            if text:
+                name, similarity = self.examples.nearest(text)
+                if similarity >= REFERRAL_SIMILARITY:
+                    return name
         return "doctor"

@@ -14,8 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Literal
 
-import numpy as np
-
+from assistant.intent import Examples
 from corpus.protocols import TextEncoder
 
 Kind = Literal["safety", "sources", "cautions", "references"]
@@ -64,20 +63,16 @@ class Sections:
     """Reads questions (safety? sources?) and section headings (cautions? references?)."""
 
     def __init__(self, encoder: TextEncoder) -> None:
-        self.encoder = encoder
-        self._examples: dict[Kind, np.ndarray] = {}
+        self.examples = Examples(encoder, EXAMPLES)
         self._headings: dict[tuple[Kind, str], bool] = {}
         self._lock = threading.Lock()  # the app answers several users at once
 
     def warm_up(self) -> None:
         """Encode the examples (once)."""
-        if not self._examples:
-            self._examples = {k: self.encoder.encode(list(v)) for k, v in EXAMPLES.items()}
+        self.examples.warm_up()
 
     def _is(self, kind: Kind, text: str) -> bool:
-        self.warm_up()
-        vector = self.encoder.encode([text])[0]
-        return float(np.max(self._examples[kind] @ vector)) >= SIMILARITY[kind]
+        return self.examples.similarity(text)[kind] >= SIMILARITY[kind]
 
     def asks_safety(self, question: str) -> bool:
         """Does this question ask whether something is safe?"""
@@ -88,7 +83,8 @@ class Sections:
         return self._is("sources", question)
 
     def heading_is(self, kind: Literal["cautions", "references"], heading: str) -> bool:
-        """Is a section with this heading one of cautions, or a reference list?"""
+        """Is a section with this heading one of cautions, or a reference list? (Remembered:
+        headings are few, and the encoder keeps only recent texts.)"""
         with self._lock:
             known = self._headings.get((kind, heading))
         if known is None:
