@@ -13,7 +13,7 @@ that passes on its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -214,10 +214,8 @@ def candidates(
     reranker: Reranker,
     gate: Gate,
     limit: int = PREFILTER,
-    unwanted: Callable[[Sentence, Any], bool] | None = None,
 ) -> list[Candidate]:
     """The quotable sentences of the passages, best evidence first; each sentence appears once.
-    `unwanted(sentence, chunk)` drops a sentence before anything reads it.
 
     A sentence is read with its section heading (or, without one, the document's title):
     'Melatonin Side Effects' says what 'some people feel dizzy' is about.
@@ -237,8 +235,6 @@ def candidates(
             continue  # flagged at ingest: an instruction to an assistant is never quoted
         passage = owner[sentence.id]
         chunk = passage.chunk
-        if unwanted is not None and unwanted(sentence, chunk):
-            continue
         if rare and chunk.id not in passage_terms:
             passage_terms[chunk.id] = set(
                 index_terms(f"{chunk.title} {heading(chunk)} {chunk.text}")

@@ -45,7 +45,7 @@ from assistant.sections import Sections
 from corpus import embeddings
 from corpus.models import CrossEncoder, SentenceEncoder
 from corpus.protocols import Embedder, Index, Reranker, TextEncoder
-from corpus.records import Chunk, Sentence
+from corpus.records import Chunk
 from corpus.store import Store, StoreError
 from settings import Settings
 
@@ -247,15 +247,6 @@ class Assistant:
             raise StoreError(f"the index files at {self.settings.index_dir} are gone")
         qvec = np.asarray(self._embedder.embed_query(query), dtype=np.float32)  # embedded once
         passages = retriever.passages(query, k=k or PASSAGES, mode=mode, qvec=qvec)
-        references = self.sections.asks_sources(query)
-
-        def unwanted(sentence: Sentence, chunk: Chunk) -> bool:
-            """A reference line (not a claim) unless sources are asked for; a quote just said."""
-            if not references and self.sections.heading_is("references", heading(chunk)):
-                return True
-            # `said` went through the door (normalised), so the quote goes through it too
-            return bool(said) and normalise(claim_text(sentence.text)) in said
-
         scored = candidates(
             query,
             qvec,
@@ -264,8 +255,19 @@ class Assistant:
             retriever.snapshot().vocabulary,
             self.reranker,
             gate,
-            unwanted=unwanted,
         )
+        # Dropped after reading, not before: read first, a reference line keeps its shortlist
+        # slot, and dropping it earlier let "What dose of melatonin is safe during pregnancy?"
+        # (held-out) be answered with the adult dose.
+        listed = {
+            c.sentence.id
+            for c in scored
+            if self.sections.heading_is("references", heading(c.passage.chunk))
+        }
+        if listed and not self.sections.asks_sources(query):  # a reference line is not a claim
+            scored = [c for c in scored if c.sentence.id not in listed]
+        if said:  # `said` went through the door (normalised), so the quote goes through it too
+            scored = [c for c in scored if normalise(claim_text(c.sentence.text)) not in said]
         return Evidence(query, tuple(scored), judge(scored, gate))
 
     def _calibrated(self) -> Gate:
