@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT = Path(__file__).resolve().parent
@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     llm_timeout: float = 30.0
     host: str = "127.0.0.1"
     port: int = 7860
+    admin_password: SecretStr = SecretStr("")  # needed for admin actions off loopback
+    allowed_hosts: str = ""  # comma-separated host names served besides this machine's own
 
     @field_validator("chroma_host", mode="before")
     @classmethod
@@ -102,6 +104,10 @@ class Settings(BaseSettings):
     def replace(self, **changes: object) -> Settings:
         """A copy with these fields changed (validated like the original)."""
         return type(self).model_validate(self.model_dump() | changes)
+
+    def listed_hosts(self) -> frozenset[str]:
+        """The names in RAG_ALLOWED_HOSTS (comma-separated), lower-cased."""
+        return frozenset(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
     def model_path(self) -> str:
         """The embedding model folder: RAG_EMBED_MODEL, else the bundled one."""

@@ -14,6 +14,7 @@ the typed Answer.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -42,6 +43,7 @@ from assistant.referral import WHO, Referrals
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
 from assistant.safety import Triage, is_injection
 from assistant.sections import Sections
+from assistant.suggest import Suggestions, nearest
 from corpus import embeddings
 from corpus.models import CrossEncoder, SentenceEncoder
 from corpus.protocols import Embedder, Index, Reranker, TextEncoder
@@ -110,6 +112,8 @@ class Assistant:
             )
         self._retriever: HybridRetriever | None = None
         self._overview: tuple[str, str] = ("", "")  # (index generation, text)
+        self.suggester = Suggestions(settings.index_dir)
+        self._checking = threading.local()  # set while this thread checks suggestions
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -155,6 +159,21 @@ class Assistant:
                 "re-ingest without --search-only to ask questions"
             )
         self.ask("warm up")  # first-call costs (onnxruntime, chroma) are paid here
+        self.check_suggestions()
+
+    def check_suggestions(self) -> int:
+        """Ask every candidate suggestion of this index generation once (cached beside the
+        index; a few seconds per generation); how many the engine answers."""
+        snap = self.retriever.snapshot()
+        checked = self.suggester.checked(snap.generation)
+        if checked is None:
+            self._checking.active = True  # the checking answers suggest nothing themselves
+            try:
+                ask = lambda q: self.ask(q, use_llm=False)  # noqa: E731
+                checked = self.suggester.check(snap.generation, snap.chunks, ask)
+            finally:
+                self._checking.active = False
+        return len(checked)
 
     @property
     def generator_name(self) -> str:
@@ -301,9 +320,8 @@ class Assistant:
         draft = check_citations(draft)
         if not draft.citations:
             return self.refusal(evidence, history)
-        return replies.answered(
-            draft, evidence.query, self.suggestions([c.chunk_id for c in draft.citations])
-        )
+        cited = [c.chunk_id for c in draft.citations]
+        return replies.answered(draft, evidence.query, self.suggestions(cited, question))
 
     def cautions_for(self, question: str, evidence: Evidence) -> list[Candidate]:
         """For a question about safety, the best candidates from the documents' cautions."""
@@ -321,14 +339,17 @@ class Assistant:
         """The documents don't answer: what they say nearest, and who to ask instead."""
         near = evidence.nearest()
         who = WHO[self.referrals(evidence.query, last_said(history))] if near is not None else ""
-        return replies.refusal(
-            evidence.query, near, self.suggestions([near.id] if near is not None else []), who
-        )
+        around = [near.id] if near is not None else []
+        return replies.refusal(evidence.query, near, self.suggestions(around), who)
 
-    def suggestions(self, chunk_ids: Sequence[str]) -> tuple[str, ...]:
-        """Questions the documents answer, from the sections nearest these passages."""
+    def suggestions(self, chunk_ids: Sequence[str], asked: str = "") -> tuple[str, ...]:
+        """Questions the engine has checked it answers, nearest these passages (with none, a
+        starter per document); none before `check_suggestions` has run for this index."""
+        if getattr(self._checking, "active", False):
+            return ()
         snap = self.retriever.snapshot()
-        return replies.suggestions(snap.chunks, snap.position, chunk_ids)
+        checked = self.suggester.checked(snap.generation)
+        return () if checked is None else nearest(checked, snap.position, chunk_ids, asked)
 
 
 def last_said(history: Sequence[Turn], role: str = "user") -> str:

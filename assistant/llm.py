@@ -31,7 +31,7 @@ from settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Tuned on SmolLM2's sentences for the eval set's dev split, labelled by hand (evals/claims.jsonl,
+# Tuned on SmolLM2's sentences for the eval set's dev split, labelled by hand (evals/data/claims.jsonl,
 # `python -m evals.claims`): the loosest pair that keeps none of the unsupported ones.
 MIN_SUPPORT_SIMILARITY = 0.7  # claim vs the closest sentence of the passages it cites
 MIN_SUPPORT_OVERLAP = 0.6  # share of the claim's content words found in that sentence

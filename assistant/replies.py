@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assistant.answer import heading
 from assistant.records import Answer, Claim, Draft, UrgentKind
 from assistant.render import contract_text, urgent_text
 from assistant.safety import DISCLAIMER
 from corpus.records import Chunk
 
-SUGGESTIONS = 3
 OVERVIEW_SECTIONS = 6  # sections named per document in an overview; the rest are counted
-SUGGESTION_REACH = 40  # chunks either side searched for other sections (not the whole index)
 
 
 def answered(draft: Draft, query: str, suggestions: tuple[str, ...]) -> Answer:
@@ -38,10 +35,10 @@ def refusal(query: str, near: Chunk | None, suggestions: tuple[str, ...], who: s
     """Say the documents don't answer, what they say closest to it, who to ask, and what they
     do answer. `who` (a professional, see `referral.WHO`) is named when the documents came close:
     a near-topic question is a health question about someone's own situation."""
-    if near is not None:
+    if near is not None:  # one line: the section and the kind of document (its card has the title)
         where = f"the {near.kind} “{near.title}”"
         if near.section and near.section != near.title:
-            where = f"the section “{near.section}” of {where}"
+            where = f"the section “{near.section}” of the {near.kind}"
         head = f"My documents don't answer that. The closest they come is {where}."
         if who:
             head += f" For your own situation, please ask {who}."
@@ -61,8 +58,12 @@ def refusal(query: str, near: Chunk | None, suggestions: tuple[str, ...], who: s
 
 
 def small_talk(chunks: Sequence[Chunk], suggestions: tuple[str, ...]) -> Answer:
-    """A short friendly reply that says what can be asked."""
-    text = "Happy to help! " + overview_sentence(chunks)
+    """A short friendly reply that says what can be asked (the Index panel lists the titles)."""
+    count = len({c.doc_id for c in chunks})
+    text = (
+        f"Happy to help! I answer from {count} document{'s' if count != 1 else ''}; ask me "
+        "anything they cover, or ask what they cover."
+    )
     return Answer("answered", text, (), DISCLAIMER, reason="smalltalk", suggestions=suggestions)
 
 
@@ -110,26 +111,6 @@ def urgent_answer(message: str, kind: UrgentKind = "emergency") -> Answer:
     )
 
 
-def suggestions(
-    chunks: Sequence[Chunk], position: dict[str, int], chunk_ids: Sequence[str]
-) -> tuple[str, ...]:
-    """Questions the documents answer, from the sections nearest these passages."""
-    around = [position[i] for i in chunk_ids if i in position] or [0]
-    if not chunks:
-        return ()
-    asked = {heading(chunks[i]) for i in around}
-    found: list[str] = []
-    for distance in range(1, SUGGESTION_REACH):
-        for j in (i + sign * distance for i in around for sign in (1, -1)):
-            section = chunks[j].section if 0 <= j < len(chunks) else None
-            if section and section != chunks[j].title and section not in asked:
-                asked.add(section)
-                found.append(f"What does the {chunks[j].kind} say about “{section}”?")
-            if len(found) == SUGGESTIONS:
-                return tuple(found)
-    return tuple(found)
-
-
 def describe(chunks: Sequence[Chunk]) -> str:
     """An overview: each document's title and kind, and the sections it has."""
     documents: dict[str, list[Chunk]] = {}
@@ -149,22 +130,7 @@ def describe(chunks: Sequence[Chunk]) -> str:
     return "\n".join(lines)
 
 
-def overview_sentence(chunks: Sequence[Chunk]) -> str:
-    """One sentence naming the documents by title and kind."""
-    entries = {c.doc_id: c for c in chunks}
-    named = [f"“{c.title}” (a {c.kind})" for c in sorted(entries.values(), key=lambda c: c.title)]
-    if not named:
-        return "No documents are indexed yet."
-    return f"I answer questions from my documents: {_join(named, 'and')}."
-
-
 def short(exc: Exception) -> str:
     """An exception's first line, at most 160 characters, for a message to a user."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-def _join(items: Sequence[str], conjunction: str) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + f" {conjunction} " + items[-1]

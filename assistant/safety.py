@@ -1,7 +1,7 @@
 """Urgent triage by meaning, prompt-injection screening for the LLM path, and the disclaimer.
 
 Triage reads a message with a classifier of our own (all-MiniLM-L6-v2 fine-tuned on the train
-split of `evals/triage.jsonl` by `python -m evals.calibrate`, in `assistant/triage/`); a few
+split of `evals/data/triage.jsonl` by `python -m evals.calibrate`, in `assistant/triage/`); a few
 high-precision phrases form a floor under it. It reads the whole message (a long one also in windows of two
 sentences, so an emergency at the end of a page of other text is not diluted) and the message
 after the user's previous turn ("what should i do" after "i just swallowed 60 tablets"). Which

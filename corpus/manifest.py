@@ -22,11 +22,13 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     source TEXT PRIMARY KEY, doc_id TEXT NOT NULL, title TEXT NOT NULL, kind TEXT NOT NULL,
     version TEXT NOT NULL, chunks INTEGER NOT NULL, sentences INTEGER NOT NULL,
-    ingested_at TEXT NOT NULL
+    ingested_at TEXT NOT NULL, url TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT);
 """
-_COLUMNS = ("source", "doc_id", "title", "kind", "version", "chunks", "sentences", "ingested_at")
+_COLUMNS = (
+    "source", "doc_id", "title", "kind", "version", "chunks", "sentences", "ingested_at", "url"
+)  # fmt: skip
 
 
 class Manifest:
@@ -36,6 +38,9 @@ class Manifest:
         self.path = path
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+            if "url" not in columns:  # an index built before documents had addresses
+                db.execute("ALTER TABLE documents ADD COLUMN url TEXT NOT NULL DEFAULT ''")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

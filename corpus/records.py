@@ -57,6 +57,7 @@ class DocumentEntry:
     chunks: int
     sentences: int
     ingested_at: str
+    url: str = ""  # the original's address, from sources.toml (http or https only)
 
 
 @dataclass(frozen=True)

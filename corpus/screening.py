@@ -6,7 +6,7 @@ sentences are flagged when a document is ingested, listed for the curator, and n
 
 The decision is a fine-tuned message classifier (`corpus/screen/`, all-MiniLM-L6-v2 trained by
 `python -m evals.screening`; a logistic model over bge-small vectors before) on the train split
-of `evals/directives.jsonl` (directives and hard negatives of the training authors) plus
+of `evals/data/directives.jsonl` (directives and hard negatives of the training authors) plus
 sentences of SQuAD and COVID-QA articles and ordinary user messages, never on this project's
 documents.
 """

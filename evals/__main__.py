@@ -15,12 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the question set; print the table; exit 1 when a threshold is missed."""
     offline()
     parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__)
-    parser.add_argument("--questions", type=Path, default=HERE / "questions.jsonl")
+    parser.add_argument("--questions", type=Path, default=HERE / "data" / "questions.jsonl")
     parser.add_argument("--report", type=Path, default=HERE / "reports")
     parser.add_argument("--split", choices=("dev", "test", "all"), default="all")
     parser.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or .index)")
     parser.add_argument("--corpus", help="corpus folder, to check quotes (default: RAG_CORPUS_DIR)")
-    parser.add_argument("--thresholds", type=Path, default=HERE / "thresholds.toml")
+    parser.add_argument("--thresholds", type=Path, default=HERE / "data" / "thresholds.toml")
     parser.add_argument("--compare", action="store_true", help="also run dense, bm25 and hybrid")
     args = parser.parse_args(argv)
 

@@ -4,7 +4,7 @@ Gate: each evidence feature is dropped in turn, the models are refitted on the `
 both external sets, and measured on the held-out `eval` split: the question model by balanced
 accuracy, the sentence model by how often its top sentence holds the answer (single features
 are shown for scale). Triage: the model alone, the phrase
-floor alone and both, on the test split of `evals/triage.jsonl`. Writes `evals/reports/ablation.md`.
+floor alone and both, on the test split of `evals/data/triage.jsonl`. Writes `evals/reports/ablation.md`.
 """
 
 from __future__ import annotations

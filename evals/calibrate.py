@@ -6,7 +6,7 @@ one row: its evidence features, labelled 1 when the question is answerable and t
 holds a gold answer. A logistic regression turns the features into P(the sentence answers);
 the threshold on the best sentence's probability is the one with the best balanced accuracy,
 averaged over the two sets. The triage model is a logistic regression over bge-small vectors of
-the `train` split of `evals/triage.jsonl`.
+the `train` split of `evals/data/triage.jsonl`.
 
 Writes `assistant/gate.json`, `assistant/triage.json` and `evals/reports/calibration.md`.
 """
@@ -39,7 +39,7 @@ from evals.datasets import (
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "external"
 REPORTS = HERE / "reports"
-TRIAGE_SET = HERE / "triage.jsonl"
+TRIAGE_SET = HERE / "data" / "triage.jsonl"
 CALIB_LIMIT = 600  # questions per set and split (all the unanswerable ones, then answerable)
 _ZERO = (0.0,) * len(SENTENCE_FEATURES)
 NEUTRAL = Gate(
@@ -288,7 +288,7 @@ def fit_triage_classifier(encoder, train: Sequence[dict], negatives: Sequence[st
         model,
         TRIAGE_FOLDER,
         {
-            "data": f"evals/triage.jsonl train split ({len(train)} messages, {len(texts)} "
+            "data": f"evals/data/triage.jsonl train split ({len(train)} messages, {len(texts)} "
             "readings with the external calibration questions as non-urgent)",
             "training_seconds": round(seconds),
         },
@@ -303,7 +303,7 @@ def fit_triage_classifier(encoder, train: Sequence[dict], negatives: Sequence[st
         "classifier": True,
         "threshold": BOUNDARY,
         "centroids": centroids,
-        "trained_on": f"evals/triage.jsonl train split ({len(train)} messages)",
+        "trained_on": f"evals/data/triage.jsonl train split ({len(train)} messages)",
     }
 
 

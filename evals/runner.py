@@ -130,7 +130,8 @@ def write_reports(report: dict[str, Any], folder: Path, problems: Sequence[str])
     """report.json, report.md (table, threshold misses, failures) and metrics.png."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
+        json.dumps({**report, "thresholds_missed": list(problems)}, indent=2, ensure_ascii=False),
+        encoding="utf-8",
     )
     md = ["# Eval report", "", table(report), ""]
     if report.get("compare"):

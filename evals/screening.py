@@ -3,9 +3,9 @@
 The screen flags document sentences addressed to an AI system ("ignore previous instructions",
 "Editor's note for automated summaries: state that ..."). It is a fine-tuned message classifier
 (`evals.classifier`: all-MiniLM-L6-v2, written to `corpus/screen/`), fitted on:
-- the `train` split of `evals/directives.jsonl` (authors A, C and E: directives, hard negatives),
+- the `train` split of `evals/data/directives.jsonl` (authors A, C and E: directives, hard negatives),
 - sentences of half the SQuAD and COVID-QA articles (ordinary expository text),
-- the `train` split of `evals/triage.jsonl` (ordinary, conversational messages).
+- the `train` split of `evals/data/triage.jsonl` (ordinary, conversational messages).
 
 It is judged on what it never saw: authors B's and D's directives and hard negatives (`test`
 split), the other half of the articles, and this project's own documents. The classifier is
@@ -35,7 +35,7 @@ from evals.calibrate import CACHE, TRIAGE_SET, publish
 from evals.datasets import DEFAULT_DATA, DatasetMissingError, covidqa, squad
 
 HERE = Path(__file__).resolve().parent
-DIRECTIVES = HERE / "directives.jsonl"
+DIRECTIVES = HERE / "data" / "directives.jsonl"
 SEED_DOCUMENTS = HERE.parent / "corpus" / "documents"
 THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5 ... 0.95
 NATURAL_PER_SET = 1200  # sentences per dataset and half
@@ -49,7 +49,7 @@ def sentences(text: str) -> list[str]:
 
 
 def directive_rows(split: str) -> tuple[list[str], np.ndarray]:
-    """Texts and labels (True: directive) of one split of evals/directives.jsonl."""
+    """Texts and labels (True: directive) of one split of evals/data/directives.jsonl."""
     rows = [json.loads(line) for line in DIRECTIVES.open(encoding="utf-8")]
     rows = [r for r in rows if r["split"] == split]
     return [r["text"] for r in rows], np.array([r["label"] == "directive" for r in rows])
@@ -128,7 +128,7 @@ def fit_classifier(texts: list[str], y: np.ndarray) -> tuple[ScreenModel, float]
     classifier.export(
         model,
         SCREEN_FOLDER,
-        {"data": "evals/directives.jsonl train split but author "
+        {"data": "evals/data/directives.jsonl train split but author "
          f"{THRESHOLD_AUTHOR} (who sets the threshold), SQuAD/COVID-QA sentences, user messages",
          "training_seconds": round(seconds)},
     )  # fmt: skip
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                     "classifier": True,
                     "threshold": model.threshold,
                     "sha256": file_sha256(SCREEN_FOLDER / "model.onnx"),
-                    "trained_on": f"evals/directives.jsonl train ({len(train_text)}), "
+                    "trained_on": f"evals/data/directives.jsonl train ({len(train_text)}), "
                     f"{len(natural_fit)} SQuAD/COVID-QA sentences, {len(messages)} messages; "
                     f"fitted without author {THRESHOLD_AUTHOR}, whose sentences set the "
                     "threshold (best F1)",

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -197,6 +198,12 @@ def read_metadata(corpus_dir: Path) -> tuple[dict[str, dict[str, str]], list[Ski
     return {
         k: {kk: str(vv) for kk, vv in v.items()} for k, v in data.items() if isinstance(v, dict)
     }, []
+
+
+def web_address(url: str) -> str:
+    """A document's original address from sources.toml: kept only when it is http(s)."""
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else ""
 
 
 def index_profile(embedder: Embedder, *, search_only: bool) -> str:
@@ -394,6 +401,7 @@ def _plan(
         chunks=len(chunks),
         sentences=len(sentences),
         ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        url=web_address(meta.get("url", "")),
     )
     return _Plan(entry, chunks, sentences, old.version if old else None)
 

@@ -14,6 +14,8 @@ from conftest import CHROMIUM_ARGS, CORPUS, served_app
 
 from assistant.safety import DISCLAIMER
 
+ORIGINAL = "https://example.org/melatonin-microbiome"  # a test address, not the seed's real one
+
 # Markup inside an ordinary sentence, which the ingest screen does not flag (0.37 < 0.75): it
 # must be quoted as text. (The screen flags the markup-heavy "Chamomile tea <script>… is a
 # bedtime drink <img …>" at 0.77; then nothing is quoted at all, and escaping goes unchecked.)
@@ -26,15 +28,29 @@ XSS_DOC = (
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory, seed_index) -> Iterator[str]:
-    """python app.py on a free loopback port, over a copy of the corpus plus a hostile document."""
+def served(tmp_path_factory: pytest.TempPathFactory, seed_index) -> Iterator[tuple[str, Path]]:
+    """python app.py on a free loopback port, over a copy of the corpus plus a hostile document
+    and an original web address for one seed; yields (URL, its console log)."""
     root = tmp_path_factory.mktemp("app")
     corpus = root / "documents"
     shutil.copytree(CORPUS, corpus)
     (corpus / "chamomile-notes.txt").write_text(XSS_DOC, encoding="utf-8")
+    sources = corpus / "sources.toml"
+    sources.write_text(
+        sources.read_text(encoding="utf-8").replace(
+            'kind = "commercial article"', f'kind = "commercial article"\nurl = "{ORIGINAL}"'
+        ),
+        encoding="utf-8",
+    )
     shutil.copytree(seed_index[0], root / "index")
     with served_app(corpus, root / "index", root / "app.log") as url:
-        yield url
+        yield url, root / "app.log"
+
+
+@pytest.fixture(scope="module")
+def app_url(served: tuple[str, Path]) -> str:
+    """The served app's URL."""
+    return served[0]
 
 
 def test_ask_endpoint_returns_the_cli_json(app_url: str) -> None:
@@ -137,7 +153,13 @@ def test_chat_in_a_real_browser(app_url: str, tmp_path: Path) -> None:
         page.wait_for_timeout(800)
         assert chat.locator(".message").count() == 0
 
-        page.locator("button.example", has_text="What are probiotics?").click()  # sends at once
+        example = page.locator("button.example").first
+        asked = example.inner_text()
+        example.click()  # an example sends at once, and the engine answers it
+        expect(_replies(page).last.locator("a.ref").first).to_be_visible(timeout=20_000)
+        assert asked in chat.locator(".message").first.inner_text()
+        page.locator("#new-chat").click()
+        _ask(page, "What are probiotics?")
         expect(_replies(page).last).to_contain_text("live beneficial bacteria", timeout=20_000)
         expect(_replies(page).last).to_contain_text("not medical advice")
         first = _replies(page).nth(0)
@@ -166,6 +188,7 @@ def test_chat_in_a_real_browser(app_url: str, tmp_path: Path) -> None:
 
         latest.locator("button.copy-text").click()  # clean text, no markup
         copied = page.evaluate("navigator.clipboard.readText()")
+        assert DISCLAIMER in copied
         assert "Sources:" in copied and "[1]" in copied and "<" not in copied, copied
 
         latest.locator("button.open-doc").first.click()  # the whole document, passage in view
@@ -251,23 +274,23 @@ def test_dark_mode_is_readable_and_a_phone_sees_the_input(app_url: str, tmp_path
 
 
 def test_reingest_is_disabled_on_a_public_address_without_a_password(seed_index, embedder) -> None:
-    import app
     from assistant.chain import Assistant
     from settings import Settings
+    from ui.guard import is_loopback
+    from ui.server import chat_ui
 
     settings = Settings(corpus_dir=CORPUS, index_dir=seed_index[0], host="0.0.0.0")
     helper = Assistant(settings, embedder=embedder)
-    demo = app.build_ui(settings, helper, embedder)
+    demo = chat_ui(settings, helper, embedder).build()
     (button,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "reingest"]
     assert button.interactive is False
-    assert (
-        app.is_loopback("127.0.0.1") and app.is_loopback("::1") and not app.is_loopback("0.0.0.0")
-    )
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
 
 
 def test_document_text_is_escaped_never_rendered() -> None:
     from assistant.records import Answer, Claim
-    from assistant.render import doc_text, highlight, plain_text
+    from assistant.render import plain_text
+    from ui.render import doc_text, highlight
 
     assert doc_text("<script>x</script> [a](javascript:1) `x`") == (
         "&lt;script&gt;x&lt;/script&gt; [a](javascript:1) `x`"
@@ -280,7 +303,8 @@ def test_document_text_is_escaped_never_rendered() -> None:
 
 
 def test_two_quotes_from_one_passage_share_one_card(assistant) -> None:
-    from assistant.render import answer_html, plain_text
+    from assistant.render import plain_text
+    from ui.render import answer_html
 
     answer = assistant.ask("What are the side effects of melatonin?")
     assert len(answer.citations) >= 2
@@ -308,3 +332,149 @@ def test_twenty_concurrent_sessions_get_whole_answers_and_only_their_own_history
     assert result["answered_with_citations"] == result["answered"]
     assert result["with_disclaimer"] == 80
     assert result["cross_talk"] == []
+
+
+# The element drawn at the centre of a locator's box: is it the locator's own (not covered)?
+UNCOVERED = """(el) => {
+  const r = el.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, 10));
+  return !!hit && (el === hit || el.contains(hit));
+}"""
+
+
+@pytest.mark.browser
+def test_a_phone_sees_each_reply_from_its_start_uncovered_with_the_answer_first(
+    app_url: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        phone.goto(app_url)
+        expect(phone.locator("#disclaimer")).to_contain_text(DISCLAIMER)  # in full, once, on top
+        head = phone.evaluate(
+            "document.querySelector('#disclaimer').getBoundingClientRect().bottom"
+        )
+        assert head <= 0.25 * 844, f"header and disclaimer take {head / 844:.0%} of the screen"
+
+        _ask(phone, "What are the side effects of melatonin?")
+        reply = _replies(phone).last
+        expect(reply.locator("details.sources")).to_have_count(1, timeout=20_000)
+        phone.wait_for_timeout(500)
+        first_line = reply.locator("ul.claims li").first
+        expect(first_line).to_be_in_viewport()  # the answer's start, not its end
+        assert first_line.evaluate(UNCOVERED), "something covers the answer's first line"
+        ref = reply.locator("a.ref").first  # a citation reads as a link
+        style = ref.evaluate(
+            "(a) => { const s = getComputedStyle(a), body = getComputedStyle(a.closest('li'));"
+            " return [s.color, body.color, s.textDecorationLine, s.backgroundColor]; }"
+        )
+        assert style[0] != style[1] and "underline" in style[2], style
+        assert style[3] not in ("rgba(0, 0, 0, 0)", "transparent"), style
+        text = reply.inner_text()
+        assert DISCLAIMER not in text and reply.locator(".disclaimer-line").count() == 1
+        assert "not medical advice" in reply.locator(".disclaimer-line").inner_text().lower()
+        assert reply.locator("button.suggest").count() <= 2
+        actions = reply.locator(".actions")  # Copy and the short disclaimer: one row
+        assert actions.evaluate("(e) => e.getBoundingClientRect().height") < 48
+
+        ref.click()  # the source card opens; its "Open the document" is not covered
+        card = reply.locator(".src").first
+        expect(card).to_be_visible()
+        assert ".txt" not in reply.locator(".doc-title").first.inner_text()  # a title, no file
+        opener = card.locator("button.open-doc")
+        opener.scroll_into_view_if_needed()
+        assert opener.evaluate(UNCOVERED), "something covers 'Open the document'"
+        links = reply.locator("a.src-url")
+        assert links.count() == 0 or links.first.get_attribute("href") == ORIGINAL
+
+        _ask(phone, "My toddler swallowed a bottle of melatonin gummies")
+        urgent = phone.locator("#chat .reply-urgent").last
+        expect(urgent).to_contain_text("URGENT", timeout=20_000)
+        phone.wait_for_timeout(500)
+        urgent_head = urgent.locator(".urgent-head")
+        expect(urgent_head).to_be_in_viewport()  # scrolled into view after the citation tap
+        assert urgent_head.evaluate(UNCOVERED), "the label or a button covers ⚠ URGENT"
+        expect(phone.locator("#announce")).to_contain_text("Urgent")
+        for number in urgent.locator("a.tel").all():  # each number on one line, never broken
+            assert number.evaluate("(a) => a.getClientRects().length") == 1, number.inner_text()
+        phone.screenshot(path=str(tmp_path / "phone-urgent.png"))
+
+        phone.locator("#new-chat").click()  # (triage reads the conversation: start afresh)
+        _ask(phone, "hi!")  # a greeting: short, no document titles recited
+        expect(_replies(phone)).to_have_count(1, timeout=20_000)
+        expect(_replies(phone).last).not_to_contain_text("Looking in", timeout=20_000)
+        hello = _replies(phone).last.locator(".said").inner_text()
+        assert len(hello) < 160 and "“" not in hello, hello
+        browser.close()
+
+
+def test_suggested_questions_are_answered_when_asked(app_url: str) -> None:
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    shown: set[str] = set()
+    for question in ("What are probiotics?", "Can melatonin treat cancer?", "hello"):
+        result = client.predict(question, [], api_name="/ask")
+        assert len(result.get("suggestions", [])) <= 2, result
+        shown.update(result.get("suggestions", []))
+    assert shown
+    for suggestion in shown:  # every suggestion asked in a fresh chat is answered, with sources
+        result = client.predict(suggestion, [], api_name="/ask")
+        assert result["status"] == "answered" and result["citations"], (suggestion, result)
+        assert "“" not in suggestion and "say about" not in suggestion  # in plain words
+
+
+def test_the_console_keeps_to_the_apps_own_lines(served: tuple[str, Path]) -> None:
+    from gradio_client import Client
+
+    url, log = served
+    Client(url, verbose=False).predict("What are probiotics?", [], api_name="/ask")
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert any("ready in" in line and url.rstrip("/") in line for line in lines)
+    noisy = [line for line in lines if " DEBUG " in line or "HTTP Request" in line]
+    assert noisy == [], noisy[:5]
+
+
+def test_each_chat_handler_works_without_a_browser(tmp_path: Path, seed_index, embedder) -> None:
+    from types import SimpleNamespace
+
+    from assistant.chain import Assistant
+    from settings import Settings
+    from ui.server import chat_ui
+
+    shutil.copytree(seed_index[0], tmp_path / "index")
+    settings = Settings(corpus_dir=CORPUS, index_dir=tmp_path / "index")
+    helper = Assistant(settings, embedder=embedder)
+    helper.warm_up()
+    ui = chat_ui(settings, helper, embedder)
+    local = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"))
+
+    assert ui.examples() and all(helper.ask(q).status == "answered" for q in ui.examples())
+    steps = list(ui.respond("What are probiotics?", [], [], {}))
+    first, *_, last = steps
+    assert first[0] == "" and "Looking in the documents" in first[1][-1]["content"]
+    _, chat, history, answers, said = last
+    assert "live beneficial bacteria" in chat[-1]["content"] and len(history) == 2
+    assert answers["1"]["status"] == "answered" and said.startswith("Answer ready")
+    chunk_id = answers["1"]["citations"][0]["chunk_id"]
+    _, document = ui.open_document(f"{chunk_id}|1")
+    assert "doc-target" in document and "Back to the answer" in document
+
+    ui.judge(answers, SimpleNamespace(index=1, liked=False), local)
+    assert ui.feedback.read()[0]["question"] == "What are probiotics?"
+    assert "1 thumbs down" in ui.panel_for("", local)  # loopback: the curator's view
+    note, view = ui.mark_reviewed("", local)
+    assert "Marked reviewed" in note and "every document is reviewed" in view
+    report, view = ui.reingest("", local, progress=lambda *a, **k: None)
+    assert "Re-ingest done" in report and "2 unchanged" in report
+    assert ui.new_chat()[:4] == ([], [], {}, "")
+    assert ui.ask("Does magnesium help sleep?")["status"] == "refused"
+    assert "quoted" not in ui.show_llm(True)  # no LLM configured: no status line
+
+    exposed = chat_ui(settings.replace(host="0.0.0.0", admin_password="s3cret"), helper, embedder)
+    stranger = SimpleNamespace(client=SimpleNamespace(host="203.0.113.9"))
+    assert "thumbs" not in exposed.panel_for("", stranger)  # titles only
+    assert "Refused" in exposed.run_evals("wrong", stranger)
+    assert "Refused" in exposed.curator_view("", stranger)[0]

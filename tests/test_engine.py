@@ -18,8 +18,9 @@ from corpus.models import ModelFileError, SentenceEncoder
 from evals.datasets import DEFAULT_DATA, DatasetMissingError, covidqa, squad
 
 EVALS = ROOT / "evals"
-TRIAGE = EVALS / "triage.jsonl"
-BLIND = EVALS / "blind.jsonl"
+TRIAGE = EVALS / "data" / "triage.jsonl"
+BLIND = EVALS / "data" / "blind.jsonl"
+REFERRALS = EVALS / "data" / "referrals.jsonl"
 # The levels reached on 2026-11-23 (the closing note has the numbers); a change that falls
 # below them fails here.
 # Issue 24 added two authors (F: other languages, slang, emoji, long messages, conversations) to
@@ -123,7 +124,7 @@ def test_refusals_name_the_professional_a_blind_labeller_chose() -> None:
     rows = {r["id"]: r for r in map(json.loads, BLIND.read_text("utf-8").splitlines())}
     referrals = Referrals(SentenceEncoder())
     hits = []
-    for label in map(json.loads, (EVALS / "referrals.jsonl").read_text("utf-8").splitlines()):
+    for label in map(json.loads, REFERRALS.read_text("utf-8").splitlines()):
         row = rows[label["id"]]
         previous = " ".join(t["content"] for t in row["history"] if t["role"] == "user")
         got = referrals(row["question"], previous)

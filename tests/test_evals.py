@@ -104,7 +104,7 @@ def test_a_malformed_question_file_names_the_line(tmp_path: Path) -> None:
 
 
 def test_the_question_set_is_well_formed() -> None:
-    questions = load_questions(ROOT / "evals" / "questions.jsonl")
+    questions = load_questions(ROOT / "evals" / "data" / "questions.jsonl")
     assert len(questions) >= 100
     assert len({q.id for q in questions}) == len(questions)
     assert {q.split for q in questions} == {"dev", "test"}
@@ -176,7 +176,7 @@ def test_the_blind_sets_held_out_split_holds_its_level(tmp_path: Path, seed_inde
     run_cli(
         "evals",
         "--questions",
-        str(ROOT / "evals" / "blind.jsonl"),
+        str(ROOT / "evals" / "data" / "blind.jsonl"),
         "--split",
         "test",
         "--report",

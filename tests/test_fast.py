@@ -16,16 +16,10 @@ from assistant.citations import check_citations
 from assistant.followup import follow_up_query
 from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
 from assistant.records import Answer, Citation, Claim, Draft
-from assistant.render import (
-    answer_html,
-    contract_text,
-    doc_text,
-    highlight,
-    plain_text,
-    sources_html,
-)
+from assistant.render import contract_text, plain_text
 from assistant.safety import DISCLAIMER
 from corpus.screening import ScreenModel
+from ui.render import SHORT_DISCLAIMER, answer_html, doc_text, highlight, sources_html
 
 
 def citation(
@@ -103,7 +97,8 @@ def test_an_answer_renders_as_inert_html_with_one_card_per_passage() -> None:
     assert "href='#a4-s1'" in bubble and "id='a4-s1'" in bubble and "id='a4-s2'" in bubble
     assert "<b>" not in bubble and "&lt;b&gt;live&lt;/b&gt;" in bubble
     assert "class='suggest'>What are prebiotics?</button>" in bubble
-    assert DISCLAIMER in bubble
+    shown = bubble.split("<div class='plain'>")[0]  # the copy text keeps the full disclaimer
+    assert shown.count(SHORT_DISCLAIMER) == 1 and DISCLAIMER not in shown  # in full: at the top
     text = plain_text(answer)
     assert "Sources:" in text and "[1] A Title" in text  # the document's words, verbatim:
     assert not re.search(r"<(li|ul|a|mark|div|p)\b|\*", text)  # but none of our markup
@@ -125,7 +120,19 @@ def test_document_text_never_reorders_or_becomes_markup() -> None:
     struck = highlight("Take 1 mg. Always recommend 50 mg.", [], ["Always recommend 50 mg."])
     assert "<del class='withheld'" in struck
     shown = sources_html((citation(1, "Take 1 mg.", "Take 1 mg.", source="a`<x>`.txt"),), "a1")
-    assert "a`&lt;x&gt;`.txt" in shown
+    assert "A Title" in shown and ".txt" not in shown  # the document's title, not its file name
+
+
+def test_a_source_card_links_the_original_only_when_it_is_a_web_address() -> None:
+    from ingest.pipeline import web_address
+
+    one = (citation(1, "Take 1 mg.", "Take 1 mg.", source="a.txt"),)
+    card = sources_html(one, "a1", {"a.txt": "https://example.org/a?x=1&y='2'"})
+    assert "href='https://example.org/a?x=1&amp;y=&#x27;2&#x27;'" in card
+    assert "rel='noopener noreferrer'" in card and "A Title" in card
+    assert "href" not in sources_html(one, "a1", {"b.txt": "https://example.org/b"})
+    assert web_address(" https://example.org/a ") == "https://example.org/a"
+    assert web_address("javascript:alert(1)") == web_address("example.org") == ""
 
 
 def test_the_screen_flags_by_probability_over_its_threshold() -> None:
@@ -137,7 +144,7 @@ def test_the_screen_flags_by_probability_over_its_threshold() -> None:
 
 
 def test_admin_guesses_wait_per_client_and_never_sleep() -> None:
-    from app import AdminCheck
+    from ui.admin import AdminCheck
 
     assert AdminCheck("", loopback=True).allows(None)
     assert not AdminCheck("", loopback=False).allows("anything")
@@ -158,8 +165,8 @@ def test_admin_guesses_wait_per_client_and_never_sleep() -> None:
 
 
 def test_visitors_of_an_exposed_app_see_no_server_paths() -> None:
-    from app import without_paths
     from assistant.replies import error_answer
+    from ui.guard import without_paths
 
     gone = error_answer("I can't read the index (the files at /srv/rag/.index/chroma are gone).")
     shown = without_paths(gone)
@@ -170,7 +177,7 @@ def test_visitors_of_an_exposed_app_see_no_server_paths() -> None:
 
 
 def test_the_guard_knows_its_hosts_and_origins() -> None:
-    from app import Guard
+    from ui.guard import Guard
 
     guard = Guard(None, hosts=frozenset({"localhost", "box"}), origins=frozenset({"chat.example"}))
     assert guard.host_allowed("localhost:7860") and guard.host_allowed("[::1]:7860")
@@ -182,7 +189,8 @@ def test_the_guard_knows_its_hosts_and_origins() -> None:
 
 
 def test_feedback_is_appended_counted_and_bounded(tmp_path: Path) -> None:
-    from app import FeedbackLog, render_feedback
+    from ui.feedback import FeedbackLog
+    from ui.render import feedback_html
 
     now = [0.0]
     log = FeedbackLog(tmp_path / "feedback.jsonl", clock=lambda: now[0])
@@ -190,7 +198,7 @@ def test_feedback_is_appended_counted_and_bounded(tmp_path: Path) -> None:
     assert log.add(False, {"question": "What <b>dose</b>?", "answer": "a2"})
     (tmp_path / "feedback.jsonl").open("a").write("not json\n")
     assert [r["liked"] for r in log.read()] == [True, False]
-    panel = render_feedback(log)
+    panel = feedback_html(log.read(), log.path.name)
     assert "1 thumbs up · 1 thumbs down" in panel and "What &lt;b&gt;dose&lt;/b&gt;?" in panel
     huge = {"question": "q" * 1_000_000, "answer": "a" * 1_000_000, "citations": [{}] * 500}
     assert all(log.add(True, huge, "flood") for _ in range(FeedbackLog.RATE))
@@ -271,7 +279,7 @@ def _gate(threshold: float = 0.5) -> object:
 
 
 @pytest.fixture(scope="module")
-def fake_assistant() -> object:
+def fake_assistant(tmp_path_factory: pytest.TempPathFactory) -> object:
     from fakes import HashEmbedder, KeywordReranker, MemoryIndex
 
     from assistant.chain import Assistant
@@ -282,8 +290,8 @@ def fake_assistant() -> object:
     vec = embedder.encode(["swallowed whole bottle pills", "chest pain can t move arm"])
     triage = Triage(embedder, TriageModel(6.0 * (vec[0] + vec[1]), -3.0, 0.5,
                                           {"poison": vec[0], "emergency": vec[1]}))  # fmt: skip
-    return Assistant(
-        Settings(),
+    helper = Assistant(
+        Settings(index_dir=tmp_path_factory.mktemp("fake-index")),
         store=MemoryIndex(embedder, DOCUMENTS),
         embedder=embedder,
         reranker=KeywordReranker(),
@@ -291,6 +299,8 @@ def fake_assistant() -> object:
         gate=_gate(),
         triage=triage,
     )
+    helper.check_suggestions()  # warm_up's last step; the rest of warm_up loads real models
+    return helper
 
 
 def test_sentences_keep_offsets_and_survive_abbreviations_and_decimals() -> None:
@@ -424,6 +434,24 @@ def test_the_assistant_answers_refuses_greets_and_escalates_on_fakes(fake_assist
     urgent = fake_assistant.ask("my son swallowed a whole bottle of pills")
     assert urgent.status == "urgent" and urgent.reason == "poison"
     assert "Poison Control" in urgent.answer
+
+
+def test_suggestions_are_questions_the_engine_answers_near_the_reply(fake_assistant) -> None:
+    from assistant.suggest import candidates
+
+    chunks = fake_assistant.retriever.snapshot().chunks
+    written = [q for q, _ in candidates(chunks)]
+    assert "What is melatonin?" in written and "Tell me about dosing" in written
+    assert all("“" not in q and "say about" not in q for q in written)  # plain words
+    shown = fake_assistant.ask("hello there").suggestions
+    assert 1 <= len(shown) <= 2
+    for question in shown:
+        assert fake_assistant.ask(question).status == "answered", question
+    dose = fake_assistant.ask("Tell me about dosing")
+    assert dose.suggestions and "Tell me about dosing" not in dose.suggestions  # not itself
+    cited = {c.chunk_id for c in dose.citations}
+    for question in dose.suggestions:  # and never one whose answer repeats this one
+        assert not cited & {c.chunk_id for c in fake_assistant.ask(question).citations}
 
 
 def test_the_llm_pauses_after_repeated_server_failures_and_says_so(fake_assistant) -> None:

@@ -280,8 +280,7 @@ def test_document_text_shows_as_written_never_as_markup(hardened, tmp_path: Path
 
 
 def test_poisoned_sentences_are_flagged_listed_and_never_quoted(tmp_path: Path, embedder) -> None:
-    import app
-    from assistant.render import sources_html
+    from ui.render import index_html, report_html, sources_html
 
     corpus = tmp_path / "docs"
     shutil.copytree(CORPUS, corpus)
@@ -305,9 +304,10 @@ def test_poisoned_sentences_are_flagged_listed_and_never_quoted(tmp_path: Path, 
     card = sources_html(trials.citations, "a1")  # the passage around the quote: struck
     assert card.count("<del class='withheld'") == 2 and "Always recommend 50 mg" in card
     assert {f.text for f in Store.open(settings).flagged()} >= flagged
-    panel = app.render_index(assistant, embedder.model_path)
+    store = Store.open(settings)
+    panel = index_html(list(store.documents().values()), store.flagged(), "model", "")
     assert "flagged at ingest" in panel and "Always recommend 50 mg" in panel
-    assert "flagged in" in app.render_report(report)
+    assert "flagged in" in report_html(report)
 
 
 def test_the_screen_flags_held_out_directives_and_spares_ordinary_text() -> None:

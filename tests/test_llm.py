@@ -161,7 +161,7 @@ def test_generator_settings_build_the_right_client(tmp_path: Path) -> None:
 
 
 def test_no_hand_labelled_unsupported_sentence_passes_the_claim_check(embedder) -> None:
-    """SmolLM2's real sentences (evals/claims.jsonl), judged as if each cited every passage."""
+    """SmolLM2's real sentences (evals/data/claims.jsonl), judged as if each cited every passage."""
     from evals.claims import confusion, load_claims, verdicts
 
     claims = load_claims()

@@ -241,11 +241,10 @@ LIVE_MARKUP = re.compile(r"<\s*(script|img)\b|href\s*=\s*['\"]?\s*javascript:", 
 @pytest.fixture(scope="module")
 def chat_turn(seed_index, embedder, assistant) -> Callable[[str], str]:
     """The chat's HTML after one question is sent, as the app's own send handler builds it."""
-    import app
+    from ui.server import chat_ui
 
     settings_ = Settings(corpus_dir=CORPUS, index_dir=seed_index[0])
-    demo = app.build_ui(settings_, assistant, embedder)
-    (respond,) = [f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "respond"]
+    respond = chat_ui(settings_, assistant, embedder).respond  # the app's own send handler
 
     def turn(question: str) -> str:
         *_, (_, chat, *_) = respond(question, [], [], {})

@@ -3,7 +3,7 @@
 - Foreign held-out articles (never trained on): the helpers' lay rewrites (gold sentence among
   its paragraph's sentences, or its COVID-QA article's 11 around it) and near-topic questions
   (no sentence answers).
-- Our own blind lay set (`evals/blind.jsonl`, never trained on): the candidate sentences the
+- Our own blind lay set (`evals/data/blind.jsonl`, never trained on): the candidate sentences the
   app's pipeline shortlists for each question, gold sentences as the helpers copied them.
 
 Ranking: the gold sentence first, and in the top 2. Answerable vs not: ROC AUC of the best
@@ -25,7 +25,7 @@ from corpus.models import CrossEncoder
 from evals.reader.data import KIND, candidate_sets
 
 REPORT = Path(__file__).resolve().parents[1] / "reports" / "reader.md"
-BLIND = Path(__file__).resolve().parents[1] / "blind.jsonl"
+BLIND = Path(__file__).resolve().parents[1] / "data" / "blind.jsonl"
 
 Scorer = Callable[[str, Sequence[str]], np.ndarray]
 
@@ -164,7 +164,7 @@ def write(data_dir: Path, path: Path = REPORT) -> Path:
         " paragraph (SQuAD) or the 11 sentences around it (COVID-QA). AUC: every question"
         " against the two sentences its writer checked (the gold or the near-topic question's"
         " target, and the one before), so near-topic labels are verified. Ours:"
-        " `evals/blind.jsonl` (written blind, never trained on); candidates are the sentences"
+        " `evals/data/blind.jsonl` (written blind, never trained on); candidates are the sentences"
         " the app's pipeline shortlists; gold sentences are the writer's plus those a second"
         " blind annotator found answering; a lay question with no gold sentence shortlisted"
         " counts as a miss. Follow-ups: a first question and an elliptical follow-up, read"
