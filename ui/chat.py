@@ -137,7 +137,7 @@ class ChatUI:
             gr.Warning(f"Your feedback could not be saved ({exc.strerror or exc}).")
         else:
             if saved:
-                gr.Info("Thanks: your feedback was saved for the curator.")
+                gr.Info("Thanks: your feedback was saved for the curator.", duration=2)
             else:
                 gr.Warning("That is a lot of feedback at once; please wait a minute.")
 
@@ -146,10 +146,13 @@ class ChatUI:
         chunk_id = request.split("|")[0]
         chunks = self.assistant.document_of(chunk_id)
         url = self.index.urls().get(chunks[0].source, "") if chunks else ""
-        back = "<button type='button' class='back-to-answer'>Back to the answer</button>"
-        return gr.update(visible=True, open=True), back + render.document_html(
-            chunks, chunk_id, url
+        title = render.doc_text(chunks[0].title) if chunks else ""
+        back = (  # kept in view at the top of the viewer while the document scrolls
+            "<div class='doc-bar'><button type='button' class='back-to-answer'>Back to the answer"
+            f"</button> <span class='doc-bar-title'><bdi>{title}</bdi></span></div>"
         )
+        viewer = f"<div class='doc-box'>{back}{render.document_html(chunks, chunk_id, url)}</div>"
+        return gr.update(visible=True, open=True), viewer
 
     # -- the Index panel --------------------------------------------------------------------
 

@@ -167,7 +167,7 @@ def document_html(chunks: Sequence[Chunk], target: str, url: str = "") -> str:
     """A whole document as indexed, section by section, with the cited passage marked."""
     if not chunks:
         return "<p>That document is no longer in the index.</p>"
-    out = [f"<h3><bdi>{doc_text(chunks[0].title)}</bdi></h3>"]
+    out = [f"<div class='doc-view'><h3><bdi>{doc_text(chunks[0].title)}</bdi></h3>"]
     link = (
         f" · <a href='{html.escape(url, quote=True)}' target='_blank' rel='noopener noreferrer'>"
         f"{doc_text(url)}</a>"
@@ -185,7 +185,7 @@ def document_html(chunks: Sequence[Chunk], target: str, url: str = "") -> str:
             out.append(f"<p class='doc-target' id='doc-target'><mark>{text}</mark></p>")
         else:
             out.append(f"<p>{text}</p>")
-    return "".join(out)
+    return "".join(out) + "</div>"
 
 
 def announce(answer: Answer) -> str:
