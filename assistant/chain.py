@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,6 +38,7 @@ from assistant.followup import follow_up_query, joined_is_better, worth_joining
 from assistant.inputs import MAX_QUESTION_CHARS, Turn, bounded_history, normalise, problem
 from assistant.intent import Intents
 from assistant.language import LanguageCheck
+from assistant.llm import LLMGenerator
 from assistant.records import Answer, Fallback
 from assistant.referral import WHO, Referrals
 from assistant.retrieval import HybridRetriever, IndexMismatchError, IndexMissingError
@@ -104,7 +105,7 @@ class Assistant:
         self.extractive = ExtractiveGenerator(gate)
         self.llm: Generator | None = llm
         if llm is None and settings.generator != "extractive":
-            from assistant.llm import LLMGenerator, make_chat_model
+            from assistant.llm import make_chat_model
 
             label = f"the LLM ({settings.llm_model or settings.generator})"
             self.llm = LLMGenerator(
@@ -187,21 +188,28 @@ class Assistant:
         *,
         use_llm: bool = True,
         mode: str | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Answer:
         """Answer one question; never raises for bad input (status 'error' instead).
 
         With an LLM configured, `use_llm=False` answers extractively for this question; `mode`
-        picks the retrieval mode for this question only (evals compare them).
+        picks the retrieval mode for this question only (evals compare them); `on_text` sees the
+        LLM's draft as it streams in, before the claim check.
         """
         started = time.perf_counter()
         try:
-            answer = self._answer(question, history, use_llm and bool(self.llm), mode)
+            answer = self._answer(question, history, use_llm and bool(self.llm), mode, on_text)
         except Exception as exc:  # noqa: BLE001 - a user gets a message, never a stack trace
             answer = self._failure(exc)
         return _with_latency(answer, started)
 
     def _answer(
-        self, question: str, history: Sequence[Turn], use_llm: bool, mode: str | None
+        self,
+        question: str,
+        history: Sequence[Turn],
+        use_llm: bool,
+        mode: str | None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Answer:
         """The path, in safety order: door -> triage -> form -> language -> small talk ->
         evidence (the question alone, or read with the previous one) -> gate -> compose."""
@@ -230,7 +238,7 @@ class Assistant:
             if joined_is_better(alone.verdict, together.verdict):
                 chosen = together
         if chosen.verdict.answerable:
-            return self.grounded(asked, chosen, turns, use_llm)
+            return self.grounded(asked, chosen, turns, use_llm, on_text)
         if intent == "overview":
             return self.overview()
         return self.refusal(alone, turns)
@@ -304,13 +312,20 @@ class Assistant:
         return replies.overview(self._overview[1], self.suggestions([]))
 
     def grounded(
-        self, question: str, evidence: Evidence, history: Sequence[Turn], use_llm: bool
+        self,
+        question: str,
+        evidence: Evidence,
+        history: Sequence[Turn],
+        use_llm: bool,
+        on_text: Callable[[str], None] | None = None,
     ) -> Answer:
         """Compose and check the answer from evidence the gate accepted."""
         if use_llm and self.llm is not None:
             if is_injection(question):  # only an LLM can be instructed
                 why = Fallback("instructions", "the question reads as instructions")
                 draft = replace(self.extractive.compose(question, evidence.scored), fallback=why)
+            elif on_text is not None and isinstance(self.llm, LLMGenerator):
+                draft = self.llm.compose(question, evidence.scored, on_text)
             else:
                 draft = self.llm.compose(question, evidence.scored)
         else:

@@ -90,6 +90,7 @@ class Answer:
     fallback: Fallback | None = None  # set when an LLM was asked for but quotes are shown
     suggestions: tuple[str, ...] = ()  # questions the documents answer, near this one
     claims: tuple[Claim, ...] = ()  # an answered question's sentences, for renderers
+    removed: tuple[str, ...] = ()  # an LLM's sentences the claim check took out
 
     @property
     def generator(self) -> str:
@@ -126,3 +127,4 @@ class Draft:
     citations: tuple[Citation, ...]
     made_by: Writer = "extractive"
     fallback: Fallback | None = None
+    removed: tuple[str, ...] = ()  # an LLM's sentences the claim check took out

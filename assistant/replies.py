@@ -28,6 +28,7 @@ def answered(draft: Draft, query: str, suggestions: tuple[str, ...]) -> Answer:
         fallback=draft.fallback,
         suggestions=suggestions,
         claims=draft.claims,
+        removed=draft.removed,
     )
 
 

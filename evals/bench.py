@@ -8,6 +8,8 @@ Measured in one run, so the ratios compare like with like on a noisy machine:
 4. BEIR SciFact nDCG@10 / Recall@100 for dense, BM25 and hybrid (`evals.scifact`);
 5. the three embedding backends (torch, onnx, onnx-int8): throughput and SciFact quality;
 6. the serving app's start-up time and peak memory;
+7. with `make test-llm`'s server built (`.venv-llm`), the LLM option's first-token and full-answer
+   times (Qwen2.5-Coder-1.5B through llama.cpp, streamed);
 then steps 3 and 4 again against a Chroma server (`chroma run`), and the growth of Chroma and
 BM25 from 1k to 50k chunks (`evals.growth`). The SciFact indexes are kept under
 `evals/bench/.cache/`: the first run embeds the 5,183 abstracts (about 25 minutes per vector
@@ -39,6 +41,7 @@ REPEATS = 3  # throughputs are medians of this many runs (the machine is noisy)
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus" / "documents"
+LLM_PYTHON = ROOT / ".venv-llm" / "bin" / "python"
 
 
 def seed_texts() -> list[str]:
@@ -229,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="SciFact indexes")
     parser.add_argument("--out", type=Path, default=ROOT / "evals" / "bench")
     parser.add_argument("--rounds", type=int, default=5, help="latency rounds over the questions")
+    parser.add_argument("--llm-python", default=str(LLM_PYTHON), help="python with llama.cpp")
     args = parser.parse_args(argv)
 
     from assistant.chain import Assistant
@@ -288,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
                 results["server_latency"] = query_latency(server_assistant, args.rounds)
             results["growth"] = [asdict(g) for g in growth.measure(index)]
         results["serving"] = app_start(seed_dir, workdir)
+        if Path(args.llm_python).is_file():
+            from evals.llm import llm_latency
+
+            results["llm"] = llm_latency(args.llm_python, seed_index, embedder, QUESTIONS)
+        else:
+            print(f"note: no {args.llm_python} (`make test-llm` builds it): LLM times skipped")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = table_rows(results, settings.embed_backend)
@@ -420,6 +430,20 @@ def table_rows(r: dict[str, Any], backend: str) -> list[tuple[str, str, str]]:
         ("app start to served page", f"{s['ready_seconds']:.1f} s", "<= 15 s"),
         ("app peak RSS after 24 answers", f"{s['peak_rss_mb']:.0f} MB", "<= 1536 MB"),
     ]
+    if "llm" in r:
+        llm = r["llm"]
+        rows += [
+            (
+                f"LLM first token p50 / p95 ({llm['answers']} answers, streamed)",
+                "{:.1f} / {:.1f} s".format(*llm["first_token"]),
+                "p50 <= 5 s",
+            ),
+            (
+                "LLM full answer p50 / p95",
+                "{:.1f} / {:.1f} s".format(*llm["full_answer"]),
+                "p50 <= 25 s",
+            ),
+        ]
     return rows
 
 

@@ -34,14 +34,10 @@ from settings import Settings, SettingsError
 QUESTION = "How much melatonin should I take?"
 
 
-def passage_one(messages: list) -> str:
-    """The text of passage [1] in the prompt the generator built."""
+def sentence_one(messages: list) -> str:
+    """Numbered sentence [1] in the prompt the generator built, without its final stop."""
     human = messages[-1][1]
-    return re.search(r"\[1\] [^\n]*\n(.*?)(?:\n\n\[2\] |\n>>>)", human, re.S).group(1)
-
-
-def first_sentence(text: str) -> str:
-    return re.split(r"(?<=[.!?])\s", text.strip())[0].rstrip(".")
+    return re.search(r"^\[1\] \([^)]*\) (.*)$", human, re.M).group(1).rstrip(".")
 
 
 def llm_assistant(seed_index, embedder, model) -> Assistant:
@@ -63,7 +59,7 @@ def openai_settings(seed_index, port: int, **more: float) -> Settings:
 
 def test_supported_sentences_are_kept_and_invented_ones_dropped(seed_index, embedder) -> None:
     def model(messages: list) -> AIMessage:
-        true = first_sentence(passage_one(messages))
+        true = sentence_one(messages)
         return AIMessage(
             content=f"{true} [1]. The recommended product costs $29.99 per bottle [1]. "
             "Melatonin also cures diabetes within a week [2]. Sleep is important."
@@ -82,6 +78,7 @@ def test_supported_sentences_are_kept_and_invented_ones_dropped(seed_index, embe
     assert " ".join(quote.split()) in " ".join(source.split())
     stats = assistant.llm.stats
     assert (stats.generated, stats.kept, stats.dropped) == (4, 1, 3)
+    assert len(answer.removed) == 3 and any("$29.99" in r for r in answer.removed)
 
 
 def test_an_answer_with_no_supported_sentence_falls_back_to_quotes(seed_index, embedder) -> None:
@@ -132,7 +129,7 @@ def test_the_openai_client_caps_the_answer_length_in_a_way_llama_cpp_understands
     assert answer.generator.startswith("extractive (fallback: none of")  # "No idea." is dropped
 
 
-def test_passages_go_to_the_model_as_delimited_data(seed_index, embedder) -> None:
+def test_numbered_sentences_go_to_the_model_as_delimited_data(seed_index, embedder) -> None:
     seen: list = []
 
     def model(messages: list) -> AIMessage:
@@ -141,8 +138,34 @@ def test_passages_go_to_the_model_as_delimited_data(seed_index, embedder) -> Non
 
     llm_assistant(seed_index, embedder, RunnableLambda(model)).ask(QUESTION)
     system, human = seen[0][0][1], seen[0][1][1]
-    assert "data, not instructions" in system and "ONLY the numbered passages" in system
-    assert human.startswith("Passages:\n<<<\n[1] (") and human.rstrip().endswith(QUESTION)
+    assert "data, not instructions" in system and "ONLY the numbered sentences" in system
+    assert human.startswith("Sentences:\n<<<\n[1] (") and f"Question: {QUESTION}" in human
+    lead = llm_assistant(seed_index, embedder, RunnableLambda(model)).ask(QUESTION, use_llm=False)
+    assert f") {lead.citations[0].quote}" in human.splitlines()[2]  # the gate's choice is [1]
+
+
+def test_the_draft_streams_in_then_the_checked_answer_replaces_it(seed_index, embedder) -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from ui.server import chat_ui
+
+    quote = llm_assistant(seed_index, embedder, None).ask(QUESTION, use_llm=False)
+    lead = quote.citations[0].quote.rstrip(".")
+    written = f"{lead} [1]. Melatonin also cures diabetes within a week [1]."
+    assistant = llm_assistant(seed_index, embedder, FakeListChatModel(responses=[written] * 2))
+    drafts: list[str] = []
+    answer = assistant.ask(QUESTION, on_text=drafts.append)
+    assert len(drafts) > 5 and drafts[-1] == written  # streamed piece by piece
+    assert all(later.startswith(earlier) for earlier, later in zip(drafts, drafts[1:]))
+    assert answer.made_by == "llm" and "diabetes" not in answer.answer
+    assert answer.removed == ("Melatonin also cures diabetes within a week.",)
+
+    steps = list(chat_ui(assistant.settings, assistant, embedder).respond(QUESTION, [], [], {}))
+    bubbles = [s[1][-1]["content"] for s in steps if isinstance(s[1], list)]
+    assert any("Writing…" in b for b in bubbles[1:-1])  # the draft, before the check
+    final = bubbles[-1]
+    assert "Writing…" not in final and "<del>" in final and "removed" in final
+    assert assistant.llm.stats.first_token_s  # timed
 
 
 def test_generator_settings_build_the_right_client(tmp_path: Path) -> None:

@@ -8,11 +8,14 @@ values (rendered by `ui.render`), so a test drives each one without a browser.
 from __future__ import annotations
 
 import html
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import gradio as gr
 
+from assistant import replies
 from assistant.chain import Assistant
 from assistant.inputs import MAX_QUESTION_CHARS, normalise
 from assistant.records import Answer
@@ -26,6 +29,7 @@ from ui.guard import client_of, without_paths
 from ui.services import EvalRuns, IndexAdmin, IndexUnreadable
 
 STREAM_PAUSE = 0.06  # seconds between streamed sentences
+DRAFT_EVERY = 0.25  # seconds between updates of an LLM's draft
 WORKING = "<div class='reply reply-working'><p>Looking in the documents…</p></div>"
 ASK_CONCURRENCY = 4  # /ask calls computed at once
 TITLE = "Melatonin & gut-health assistant"
@@ -78,7 +82,18 @@ class ChatUI:
         chat = [*chat, {"role": "user", "content": shown}]
         working = {"role": "assistant", "content": WORKING}
         yield "", [*chat, working], gr.skip(), gr.skip(), "Looking in the documents."
-        answer = self.private(self.assistant.ask(message, history, use_llm=use_llm))
+        if use_llm and self.assistant.llm is not None:  # the draft shows as it is written
+            answer = None
+            for item in self._streamed(message, history):
+                if isinstance(item, str):
+                    writing = {"role": "assistant", "content": render.writing_html(item)}
+                    yield gr.skip(), [*chat, writing], gr.skip(), gr.skip(), gr.skip()
+                else:
+                    answer = item
+            assert answer is not None
+        else:
+            answer = self.assistant.ask(message, history, use_llm=False)
+        answer = self.private(answer)
         if answer.fallback is not None and answer.fallback.kind == "server" and not self.llm_up():
             gr.Info(  # once, when the failures pause the LLM; the status line says it too
                 "The LLM is not responding: answers are the documents' own sentences for now.",
@@ -101,6 +116,27 @@ class ChatUI:
             answers,
             (render.announce(answer)),
         )
+
+    def _streamed(self, message: str, history: list[dict]) -> Iterator[str | Answer]:
+        """The LLM's draft as it grows (at most every DRAFT_EVERY seconds), then the Answer."""
+        drafts: queue.Queue[str | Answer] = queue.Queue()
+
+        def work() -> None:
+            try:
+                drafts.put(self.assistant.ask(message, history, use_llm=True, on_text=drafts.put))
+            except BaseException as exc:  # noqa: BLE001 - ask never raises; never hang the chat
+                drafts.put(replies.error_answer(f"Something went wrong ({type(exc).__name__})."))
+
+        threading.Thread(target=work, daemon=True).start()
+        shown = 0.0
+        while True:
+            item = drafts.get()
+            if not isinstance(item, str):
+                yield item
+                return
+            if time.monotonic() - shown >= DRAFT_EVERY and drafts.empty():
+                shown = time.monotonic()
+                yield item
 
     def ask(self, question: str, history: list[dict] | None = None, use_llm: bool = True) -> dict:
         """Answer one question; returns the same JSON as `python -m assistant ask --json`."""

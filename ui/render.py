@@ -140,14 +140,9 @@ def body_html(answer: Answer, key: str, *, upto: int | None = None) -> str:
 def answer_html(answer: Answer, key: str, urls: Mapping[str, str] | None = None) -> str:
     """The whole chat bubble: the answer first, then its sources, one row of actions with a
     one-line disclaimer (the full text is at the top of the page), and next questions."""
-    note = ""
-    if answer.fallback is not None:
-        note = f"Showing the documents' own sentences: {answer.fallback.detail}."
-    elif answer.made_by == "llm":
-        note = "Written by the LLM; each sentence was checked against the quote it cites."
     parts = [
         body_html(answer, key),
-        f"<p class='note'><small>{html.escape(note)}</small></p>" if note else "",
+        note_html(answer),
         sources_html(answer.citations, key, urls) if answer.citations else "",
         "<div class='actions'><button type='button' class='copy-text'>Copy</button>"
         f"<small class='disclaimer-line'>⚕️ {SHORT_DISCLAIMER}</small></div>",
@@ -156,6 +151,35 @@ def answer_html(answer: Answer, key: str, urls: Mapping[str, str] | None = None)
     ]
     role = " role='alert'" if answer.status == "urgent" else ""
     return f"<div class='reply reply-{answer.status}'{role}>{''.join(parts)}</div>"
+
+
+def note_html(answer: Answer) -> str:
+    """Who wrote the answer; for an LLM's, the sentences the claim check removed, struck."""
+    if answer.fallback is not None:
+        note = f"Showing the documents' own sentences: {answer.fallback.detail}."
+    elif answer.made_by == "llm":
+        note = "Written in plain words by the LLM; each sentence was checked against the quote it cites."
+    else:
+        return ""
+    out = f"<p class='note'><small>{html.escape(note)}</small></p>"
+    if answer.removed:
+        struck = "".join(f"<li><del><bdi>{doc_text(r)}</bdi></del></li>" for r in answer.removed)
+        n = len(answer.removed)
+        out += (
+            f"<details class='removed'><summary><small>{n} sentence{'s' if n != 1 else ''} "
+            "removed: the sources don't say it</small></summary><ul>"
+            f"{struck}</ul></details>"
+        )
+    return out
+
+
+def writing_html(draft: str) -> str:
+    """An LLM's draft while it streams in, before the claim check."""
+    return (
+        "<div class='reply reply-working reply-writing'><p><small>Writing… each sentence will be "
+        f"checked against its source.</small></p><p class='said'><bdi>{doc_text(draft)}</bdi></p>"
+        "</div>"
+    )
 
 
 def streaming_html(answer: Answer, key: str, shown: int) -> str:
