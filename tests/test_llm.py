@@ -6,6 +6,7 @@ A real model served by llama.cpp runs in `make test-llm` (evals/llm_eval.py), no
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 import re
 import shutil
 import socket
@@ -156,7 +157,7 @@ def test_the_draft_streams_in_then_the_checked_answer_replaces_it(seed_index, em
     drafts: list[str] = []
     answer = assistant.ask(QUESTION, on_text=drafts.append)
     assert len(drafts) > 5 and drafts[-1] == written  # streamed piece by piece
-    assert all(later.startswith(earlier) for earlier, later in zip(drafts, drafts[1:]))
+    assert all(later.startswith(earlier) for earlier, later in pairwise(drafts))
     assert answer.made_by == "llm" and "diabetes" not in answer.answer
     assert answer.removed == ("Melatonin also cures diabetes within a week.",)
 
