@@ -6,12 +6,12 @@ A real model served by llama.cpp runs in `make test-llm` (evals/llm_eval.py), no
 from __future__ import annotations
 
 import json
-from itertools import pairwise
 import re
 import shutil
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
