@@ -392,8 +392,10 @@ def test_a_phone_sees_each_reply_from_its_start_uncovered_with_the_answer_first(
         opener = card.locator("button.open-doc")
         opener.scroll_into_view_if_needed()
         assert opener.evaluate(UNCOVERED), "something covers 'Open the document'"
-        links = reply.locator("a.src-url")
-        assert links.count() == 0 or links.first.get_attribute("href") == ORIGINAL
+        commercial = reply.locator(".doc-group", has_text="commercial article")
+        expect(commercial.locator("a.src-url")).to_have_attribute("href", ORIGINAL)  # sources.toml
+        personal = reply.locator(".doc-group", has_text="personal account")
+        assert personal.locator("a.src-url").count() == 0  # no address given: none invented
 
         _ask(phone, "My toddler swallowed a bottle of melatonin gummies")
         urgent = phone.locator("#chat .reply-urgent").last

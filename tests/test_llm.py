@@ -185,40 +185,43 @@ def test_generator_settings_build_the_right_client(tmp_path: Path) -> None:
 
 
 def test_no_hand_labelled_unsupported_sentence_passes_the_claim_check(embedder) -> None:
-    """SmolLM2's real sentences (evals/data/claims.jsonl), judged as if each cited every passage."""
-    from evals.claims import confusion, load_claims, verdicts
+    """SmolLM2's real sentences (evals/data/claims.jsonl), judged as if each cited every passage,
+    and Qwen's (claims_qwen.jsonl), each against the quote it cited."""
+    from evals.claims import QWEN_CLAIMS, confusion, load_claims, verdicts
 
     claims = load_claims()
     assert len(claims) >= 100 and 0 < sum(c.supported for c in claims) < len(claims)
     scored = verdicts(claims, embedder)
     kept, _ = confusion(claims, scored, MIN_SUPPORT_SIMILARITY, MIN_SUPPORT_OVERLAP)
     assert kept == 0
-    on_subject = [  # true sentences about melatonin or the gut, not about "the passage"
-        v
-        for c, v in zip(claims, scored, strict=True)
-        if c.supported and "about the" not in v.reason
-    ]
-    assert sum(v.best is not None for v in on_subject) >= len(on_subject) / 2
+    qwen = load_claims(QWEN_CLAIMS)
+    unsupported = sum(not c.supported for c in qwen)
+    kept, dropped = confusion(qwen, verdicts(qwen, embedder), MIN_SUPPORT_SIMILARITY,
+                              MIN_SUPPORT_OVERLAP)  # fmt: skip
+    assert unsupported >= 10 and kept <= 1  # of 16: a dropped "can" looks like its quote
+    assert len(qwen) - unsupported - dropped >= 20  # of 43 supported, most faithful ones kept
 
 
-def test_a_paraphrase_is_kept_and_a_changed_fact_is_not(embedder) -> None:
+def test_a_close_restatement_is_kept_and_a_changed_fact_or_hedge_is_not(embedder) -> None:
     cited = [
         "Doses between 0.5 mg to 5 mg are commonly effective, with lower doses preferred for "
         "nightly use to avoid next-day grogginess.",
         "Melatonin is a hormone produced by the pineal gland in the brain.",
+        "Mechanistic studies suggest that melatonin modulates the expression of tight junction "
+        "proteins in the gut lining, while probiotics influence immune signaling molecules.",
     ]
     vectors = embedder.encode(cited)
 
     def verdict(claim: str):
         return check_claim(claim, embedder.encode([claim])[0], " ".join(cited), cited, vectors)
 
-    assert verdict("Lower doses are preferred at night to avoid next-day grogginess [1].").best == 0
-    assert verdict("Doses of 0.5 to 5 mg are commonly effective [1].").best == 0
     assert verdict("The pineal gland in the brain produces the hormone melatonin [2].").best == 1
     assert "number" in verdict("Doses of 10 mg are commonly effective [1].").reason
     assert verdict("Melatonin is made by the thyroid gland in the neck [2].").best is None
     assert "negates" in verdict("Melatonin is not produced by the pineal gland [2].").reason
     assert "about the passages" in verdict("The passage says melatonin is a hormone [2].").reason
+    hedge_dropped = "Melatonin modulates the expression of tight junction proteins in the gut [3]."
+    assert verdict(hedge_dropped).best is None  # "studies suggest" is not "it does"
 
 
 class _FakeOpenAI(BaseHTTPRequestHandler):
