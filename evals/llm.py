@@ -255,7 +255,7 @@ def report_table(
     (with_llm, llm_rows), (extractive, quote_rows) = llm_run, extractive_run
     generated = len(claims)
     answered = [o for o in llm_rows if _answered(o)]
-    lay = [o for o in answered if o["category"].startswith("lay-")]
+    lay = [o for o in answered if o["category"].startswith("lay")]
     written = [o for o in answered if _written(o)]
     lay_written = [o for o in lay if _written(o)]
     quoted = [o for o in quote_rows if _answered(o)]
