@@ -9,7 +9,8 @@ supported ones it would drop, and marks the thresholds in use. `make test-llm` r
 held-out test split. `--claims evals/data/claims_qwen.jsonl`: the sentences Qwen2.5-Coder-1.5B
 wrote that the check kept at 0.7 / 0.6 (test split and 40 dev questions), each with the quote it
 cited, labelled by two helpers who saw only the sentence and the quote (supported only when both
-said so); the thresholds were raised to 0.9 / 0.9 on them.
+said so); the thresholds were raised to 0.9 / 0.9 on them. `claims_qwen_blind.jsonl`: every
+sentence it wrote for the blind lay set's test split, labelled the same way, held out.
 """
 
 from __future__ import annotations

@@ -83,14 +83,13 @@ class ChatUI:
         working = {"role": "assistant", "content": WORKING}
         yield "", [*chat, working], gr.skip(), gr.skip(), "Looking in the documents."
         if use_llm and self.assistant.llm is not None:  # the draft shows as it is written
-            answer = None
+            answer = replies.error_answer("Something went wrong while answering.")
             for item in self._streamed(message, history):
                 if isinstance(item, str):
                     writing = {"role": "assistant", "content": render.writing_html(item)}
                     yield gr.skip(), [*chat, writing], gr.skip(), gr.skip(), gr.skip()
                 else:
-                    answer = item
-            assert answer is not None
+                    answer = item  # the last item: the checked answer
         else:
             answer = self.assistant.ask(message, history, use_llm=False)
         answer = self.private(answer)
