@@ -283,7 +283,10 @@ class LLMGenerator:
         """The sentences the LLM reads: the extractive choice first, then the most probable."""
         gate = self.fallback.gate or Gate.load()
         chosen = select(candidates, gate)
-        rest = sorted((c for c in candidates if c not in chosen), key=lambda c: -c.probability)
+        ids = {c.sentence.id for c in chosen}
+        rest = sorted(
+            (c for c in candidates if c.sentence.id not in ids), key=lambda c: -c.probability
+        )
         return [*chosen, *rest][:MAX_NUMBERED]
 
     def _ask(self, prompt: list[Any], on_text: Callable[[str], None] | None) -> str:

@@ -38,9 +38,14 @@ class Manifest:
         self.path = path
         with self._connect() as db:
             db.executescript(_SCHEMA)
+        self._read = _COLUMNS  # what documents() reads: without url on an old read-only index
+        with self._connect() as db:
             columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
             if "url" not in columns:  # an index built before documents had addresses
-                db.execute("ALTER TABLE documents ADD COLUMN url TEXT NOT NULL DEFAULT ''")
+                try:
+                    db.execute("ALTER TABLE documents ADD COLUMN url TEXT NOT NULL DEFAULT ''")
+                except sqlite3.OperationalError:  # read-only: served as it is, without addresses
+                    self._read = _COLUMNS[:-1]
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -51,7 +56,7 @@ class Manifest:
     def documents(self) -> dict[str, DocumentEntry]:
         """The live version of every indexed source, by source path."""
         with self._connect() as db:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM documents").fetchall()
+            rows = db.execute(f"SELECT {', '.join(self._read)} FROM documents").fetchall()
         return {row[0]: DocumentEntry(*row) for row in rows}
 
     def publish(self, entries: Sequence[DocumentEntry]) -> None:

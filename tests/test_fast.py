@@ -511,3 +511,24 @@ def test_reader_pairs_never_call_a_sentence_holding_the_answer_a_negative() -> N
     assert {p.label for p in impossible_pairs(impossible)} == {0}
     assert reader_split("Beyoncé") == "train" and reader_split("IPod") == "heldout"
     assert reader_split("covid-1545") == "train" and reader_split("covid-1547") == "heldout"
+
+
+def test_an_index_built_before_documents_had_addresses_still_opens(tmp_path: Path) -> None:
+    import sqlite3
+
+    from corpus.manifest import Manifest
+    from corpus.records import DocumentEntry
+
+    path = tmp_path / "manifest.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema of the previous release, one document in it
+        db.execute(
+            "CREATE TABLE documents (source TEXT PRIMARY KEY, doc_id TEXT NOT NULL, title TEXT "
+            "NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL, chunks INTEGER NOT NULL, "
+            "sentences INTEGER NOT NULL, ingested_at TEXT NOT NULL)"
+        )
+        db.execute("INSERT INTO documents VALUES ('a.txt', 'a', 'A', 'doc', 'v1', 2, 5, 'then')")
+    db.close()
+    manifest = Manifest(path)
+    assert manifest.documents()["a.txt"].url == ""
+    manifest.publish([DocumentEntry("b.txt", "b", "B", "doc", "v1", 1, 1, "now", "https://b.org")])
+    assert manifest.documents()["b.txt"].url == "https://b.org"
