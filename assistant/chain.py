@@ -160,11 +160,11 @@ class Assistant:
                 "re-ingest without --search-only to ask questions"
             )
         self.ask("warm up")  # first-call costs (onnxruntime, chroma) are paid here
-        self.check_suggestions()
 
     def check_suggestions(self) -> int:
         """Ask every candidate suggestion of this index generation once (cached beside the
-        index; a few seconds per generation); how many the engine answers."""
+        index; a few seconds per generation); how many the engine answers. The chat calls it
+        after `warm_up` and after a re-ingest; until then answers suggest nothing."""
         snap = self.retriever.snapshot()
         checked = self.suggester.checked(snap.generation)
         if checked is None:

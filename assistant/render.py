@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from assistant.records import Answer, Claim
 from assistant.safety import DISCLAIMER
 
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # direction controls
 URGENT_HEAD = "⚠ URGENT: this may be an emergency."
 
 
@@ -48,4 +48,4 @@ def plain_text(answer: Answer) -> str:
             text += "\n\nYou could ask:\n" + "\n".join(f"- {s}" for s in answer.suggestions)
     else:
         text = answer.answer
-    return _BIDI.sub(lambda m: f"[U+{ord(m[0]):04X}]", f"{text}\n\n{DISCLAIMER}")
+    return BIDI.sub(lambda m: f"[U+{ord(m[0]):04X}]", f"{text}\n\n{DISCLAIMER}")

@@ -25,6 +25,7 @@ FILE = "suggestions.json"
 SHOWN = 2  # suggestions under a reply
 STARTERS = 3  # example questions on an empty chat
 HEADING_WORDS = 4  # longer headings read as sentences, not topics
+MAX_CANDIDATES = 60  # asked per index generation (~0.25 s each): a big corpus is sampled
 # "Probiotics are live bacteria…" -> "What are probiotics?": a sentence's subject of 1-3 words.
 _DEFINES = re.compile(r"(?:^|(?<=[.!?]\s))([A-Z][\w’'-]*(?: [\w’'-]+){0,2}) (is|are) (?:a |an )?")
 
@@ -61,7 +62,12 @@ def candidates(chunks: Sequence[Chunk]) -> list[tuple[str, Chunk]]:
         topic = re.sub(r"\s*\(.*?\)", "", (chunk.section or "").split(":")[0]).strip()
         if topic and chunk.section != chunk.title and len(topic.split()) <= HEADING_WORDS:
             found.setdefault(f"Tell me about {_plain(topic)}", chunk)
-    return list(found.items())
+    turn: dict[str, int] = {}  # each document in turn: its 1st candidate, then its 2nd, ...
+    counts: dict[str, int] = {}
+    for question, chunk in found.items():
+        turn[question] = counts.get(chunk.doc_id, 0)
+        counts[chunk.doc_id] = turn[question] + 1
+    return sorted(found.items(), key=lambda item: turn[item[0]])[:MAX_CANDIDATES]
 
 
 class Suggestions:
@@ -93,7 +99,8 @@ class Suggestions:
     ) -> tuple[Suggestion, ...]:
         """Ask every candidate; keep those answered with citations from their own passage."""
         kept = []
-        for question, chunk in candidates(chunks):
+        written = candidates(chunks)
+        for question, chunk in written:
             answer = ask(question)
             cited = tuple(dict.fromkeys(c.chunk_id for c in answer.citations))
             if answer.status == "answered" and chunk.id in cited[:1]:
@@ -104,7 +111,7 @@ class Suggestions:
             self.path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
         except OSError as exc:  # a read-only index: kept in memory only
             log.info("suggestions not cached (%s)", exc)
-        log.info("suggestions: %d of %d candidates answered", len(kept), len(candidates(chunks)))
+        log.info("suggestions: %d of %d candidates answered", len(kept), len(written))
         return tuple(kept)
 
 

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from assistant.citations import claim_text
 from evals.load import free_port, wait_until_up
 from settings import offline
 
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         out.writelines(json.dumps(c, ensure_ascii=False) + "\n" for c in claims)
     with (args.report / "llm_kept.jsonl").open("w", encoding="utf-8") as out:
         out.writelines(
-            json.dumps({"question": c["question"], "sentence": strip(c["claim"]),
+            json.dumps({"question": c["question"], "sentence": claim_text(c["claim"]),
                         "quote": c["quote"]}, ensure_ascii=False) + "\n"
             for c in claims
             if c["kept"]
@@ -316,12 +317,7 @@ def _written(outcome: dict[str, Any]) -> bool:
 def _sentences(outcome: dict[str, Any]) -> list[str]:
     """An answer's sentences, without bullets, labels or markers."""
     lines = (line.removeprefix("- ") for line in outcome["answer"].splitlines())
-    return [strip(re.sub(r"^\*[^*]+:\* ", "", line)) for line in lines if line.strip()]
-
-
-def strip(text: str) -> str:
-    """A sentence without its [n] markers."""
-    return re.sub(r"\s*\[\d+\]", "", text).strip()
+    return [claim_text(re.sub(r"^\*[^*]+:\* ", "", line)) for line in lines if line.strip()]
 
 
 def flesch(sentences: Sequence[str]) -> float:

@@ -116,6 +116,7 @@ def assistant(seed_index: tuple[Path, dict], embedder: Embedder):
 
     helper = Assistant(Settings(index_dir=seed_index[0]), embedder=embedder)
     helper.warm_up()
+    helper.check_suggestions()  # as the app does
     return helper
 
 

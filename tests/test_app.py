@@ -457,6 +457,7 @@ def test_each_chat_handler_works_without_a_browser(tmp_path: Path, seed_index, e
     settings = Settings(corpus_dir=CORPUS, index_dir=tmp_path / "index")
     helper = Assistant(settings, embedder=embedder)
     helper.warm_up()
+    helper.check_suggestions()
     ui = chat_ui(settings, helper, embedder)
     local = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"))
 

@@ -13,13 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from assistant.records import Answer, Citation, Claim
-from assistant.render import URGENT_HEAD, plain_text
+from assistant.render import BIDI, URGENT_HEAD, plain_text
 from corpus.records import Chunk, DocumentEntry
 from ingest.pipeline import IngestReport
 
 WITHHELD = "Flagged at ingest: it reads as an instruction to an assistant, so it is never quoted."
 SHORT_DISCLAIMER = "Not medical advice."
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Phone numbers in our own guidance text (safety.GUIDANCE, replies.ENGLISH_ONLY), dialled as written.
 _PHONE = re.compile(r"\b(1-800-222-1222|116 123|911|112|999|988)\b")
 
@@ -30,7 +29,7 @@ def doc_text(text: str) -> str:
     Escaped (never markup), and each bidirectional control made visible, so "0.5 mg" with a
     hidden U+202E cannot display as "gm 5.0".
     """
-    return _BIDI.sub(
+    return BIDI.sub(
         lambda m: f"<span class='ctl' title='hidden direction control'>[U+{ord(m[0]):04X}]</span>",
         html.escape(text, quote=True),
     )

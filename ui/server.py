@@ -130,6 +130,7 @@ def serve(settings: Settings) -> None:
     screen = Screen(encoder)
     degraded = start(settings, embedder, screen)
     assistant, degraded = warmed(settings, embedder, encoder, degraded, scratch)
+    assistant.check_suggestions()  # once per index generation, then cached beside the index
 
     import gradio as gr  # after offline(): no analytics, no downloads
     from starlette.middleware import Middleware
