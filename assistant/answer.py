@@ -24,6 +24,7 @@ from assistant.citations import citation, claim_text
 from assistant.lexicon import Vocabulary, index_terms, is_rare, key_terms, numbers, tokens
 from assistant.records import Claim, Draft
 from assistant.retrieval import Passage
+from corpus.models import reading_text
 from corpus.protocols import Index, Reranker
 from corpus.records import Sentence
 
@@ -272,11 +273,6 @@ def reading(candidate: Candidate) -> str:
     """
     chunk = candidate.passage.chunk
     return reading_text(chunk.kind, heading(chunk), candidate.sentence.text)
-
-
-def reading_text(kind: str, heading: str, sentence: str) -> str:
-    """A sentence as the reader reads it (and was trained to): its kind, heading and text."""
-    return f"The author of a {kind} writes, under “{heading}”: {sentence}"
 
 
 def heading(chunk: Any) -> str:

