@@ -21,6 +21,7 @@ EVALS = ROOT / "evals"
 TRIAGE = EVALS / "data" / "triage.jsonl"
 BLIND = EVALS / "data" / "blind.jsonl"
 REFERRALS = EVALS / "data" / "referrals.jsonl"
+REFERRALS_BLIND = EVALS / "data" / "referrals_blind.jsonl"
 # The levels reached on 2026-11-23 (the closing note has the numbers); a change that falls
 # below them fails here.
 # Issue 24 added two authors (F: other languages, slang, emoji, long messages, conversations) to
@@ -117,7 +118,9 @@ def test_the_gate_holds_its_level_on_documents_nobody_here_wrote(
 
 
 def test_refusals_name_the_professional_a_blind_labeller_chose() -> None:
-    """Who-to-ask on the blind set's refused questions (a helper labelled each, seeing only them)."""
+    """Who-to-ask on two sets never fitted on: the blind set's refused questions (a helper
+    labelled each, seeing only them), and 90 messages another helper wrote blind, many about
+    the gut or sleep of an adult, an animal or a child, so that the topic cannot decide."""
     from assistant.referral import Referrals
     from corpus.models import SentenceEncoder
 
@@ -130,4 +133,8 @@ def test_refusals_name_the_professional_a_blind_labeller_chose() -> None:
         got = referrals(row["question"], previous)
         hits.append(got in (label["label"], label["also"]))
     assert len(hits) >= 50
-    assert sum(hits) / len(hits) >= 0.9  # measured: 0.923 on the test split, 0.962 on dev
+    assert sum(hits) / len(hits) >= 0.9  # measured: 0.904 (47 of 52; 48 with the nearest example)
+    messages = [json.loads(line) for line in REFERRALS_BLIND.read_text("utf-8").splitlines()]
+    named = [referrals(m["question"]) == m["label"] for m in messages]
+    assert len(named) == 90 and sum(named) / len(named) >= 0.9  # measured: 0.933 (0.711 before)
+    assert referrals("been getting a stomach ache since i upped my melatonin") == "doctor"
