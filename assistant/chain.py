@@ -1,12 +1,12 @@
 """The Assistant: one question's path, read top to bottom in `Assistant._answer`.
 
-door (normalise, bound) -> triage -> form -> language -> small talk -> evidence (retrieve, read;
-a follow-up also read with the previous question) -> gate -> compose (quotes, or a checked LLM)
--> reply. Each step returns early with its own reply. LangChain is the retriever's adapter
+door (normalise, bound) -> triage -> form -> language -> sure small talk -> evidence (retrieve,
+read; a follow-up also read with the previous question) -> gate -> compose (quotes, or a checked
+LLM) -> reply, or an overview, small talk or a refusal. Each step returns early with its own reply. LangChain is the retriever's adapter
 (`HybridRetriever`, a `BaseRetriever`) and the LLM's prompt chain (`assistant.llm`).
 
-Every decision on the answer path is made from evidence scores: the triage model, the nearest
-examples of small talk and of requests for an overview (`intent.py`), and the calibrated gate
+Every decision on the answer path is made from evidence scores: the triage model, a classifier
+of small talk and of requests for an overview (`intent.py`), and the calibrated gate
 (`answer.py`). The wording of every reply lives in `replies.py`; renderers (`render.py`) format
 the typed Answer.
 """
@@ -146,6 +146,7 @@ class Assistant:
         self.reranker.warm_up()
         self.triage.warm_up()
         self.language.warm_up()
+        self.intent.warm_up()
         self.referrals.warm_up()
         self.sections.warm_up()
         self.retriever.warm_up()
@@ -211,8 +212,9 @@ class Assistant:
         mode: str | None,
         on_text: Callable[[str], None] | None = None,
     ) -> Answer:
-        """The path, in safety order: door -> triage -> form -> language -> small talk ->
-        evidence (the question alone, or read with the previous one) -> gate -> compose."""
+        """The path, in safety order: door -> triage -> form -> language -> sure small talk ->
+        evidence (the question alone, or read with the previous one) -> gate -> compose; else
+        an overview, small talk or a refusal."""
         message = normalise(question) if isinstance(question, str) else question
         turns = bounded_history(history)
         # Triage reads any readable text first, even a message too long or malformed to
@@ -229,8 +231,8 @@ class Assistant:
         if self.language.foreign(asked, last_said(turns)):
             return replies.english_only(asked)
         intent = self.intent(asked)
-        if intent == "smalltalk":  # "hi", "thanks!": the reader finds them quotes
-            return replies.small_talk(self.retriever.snapshot().chunks, self.suggestions([]))
+        if intent == "smalltalk" and self.intent.sure_smalltalk(asked):  # the reader finds
+            return self.small_talk()  # "thanks!" quotes, so it is never asked
         alone = self.evidence(asked, mode=mode)
         chosen = alone
         if worth_joining(alone.verdict) and (joined := follow_up_query(asked, turns)):
@@ -241,6 +243,8 @@ class Assistant:
             return self.grounded(asked, chosen, turns, use_llm, on_text)
         if intent == "overview":
             return self.overview()
+        if intent == "smalltalk":  # "hello there, can you help me?": a greeting, not a refusal
+            return self.small_talk()
         return self.refusal(alone, turns)
 
     def _failure(self, exc: Exception) -> Answer:
@@ -303,6 +307,10 @@ class Assistant:
             self.gate = Gate.load()
             self.extractive.gate = self.gate  # the LLM's fallback is this same generator
         return self.gate
+
+    def small_talk(self) -> Answer:
+        """A short friendly reply naming what the documents are, with starter questions."""
+        return replies.small_talk(self.retriever.snapshot().chunks, self.suggestions([]))
 
     def overview(self) -> Answer:
         """What the documents cover (described once per index generation)."""

@@ -197,7 +197,9 @@ def test_the_answering_sentence_leads(assistant) -> None:
     assert "pineal gland" in answer.answer.splitlines()[0]
 
 
-@pytest.mark.parametrize("message", ["thanks!", "hi", "ok cool"])
+@pytest.mark.parametrize(
+    "message", ["thanks!", "hi", "ok cool", "hello there, can you help me?", "are you a doctor?"]
+)
 def test_small_talk_gets_a_short_friendly_reply(assistant, message) -> None:
     history = [{"role": "user", "content": "How much magnesium should I take?"}]
     answer = assistant.ask(message, history)

@@ -22,6 +22,8 @@ TRIAGE = EVALS / "data" / "triage.jsonl"
 BLIND = EVALS / "data" / "blind.jsonl"
 REFERRALS = EVALS / "data" / "referrals.jsonl"
 REFERRALS_BLIND = EVALS / "data" / "referrals_blind.jsonl"
+INTENTS_BLIND = EVALS / "data" / "intents_blind.jsonl"
+QUESTIONS = EVALS / "data" / "questions.jsonl"
 # The levels reached on 2026-11-23 (the closing note has the numbers); a change that falls
 # below them fails here.
 # Issue 24 added two authors (F: other languages, slang, emoji, long messages, conversations) to
@@ -138,3 +140,25 @@ def test_refusals_name_the_professional_a_blind_labeller_chose() -> None:
     named = [referrals(m["question"]) == m["label"] for m in messages]
     assert len(named) == 90 and sum(named) / len(named) >= 0.9  # measured: 0.933 (0.711 before)
     assert referrals("been getting a stomach ache since i upped my melatonin") == "doctor"
+
+
+def test_small_talk_and_overview_requests_are_read_in_messages_never_fitted_on() -> None:
+    """190 messages two helpers wrote blind (greetings with a vague request, questions about
+    the bot, one-word questions, questions after a "hi", instructions to the bot), and no
+    question of the eval sets routed away from the documents."""
+    from assistant.intent import Intents
+    from corpus.models import SentenceEncoder
+
+    intents = Intents(SentenceEncoder())
+    messages = [json.loads(line) for line in INTENTS_BLIND.read_text("utf-8").splitlines()]
+    wanted = {"smalltalk": "smalltalk", "overview": "overview"}  # the rest are read as questions
+    read = [intents(m["text"]) == wanted.get(m["label"]) for m in messages]
+    assert len(read) == 190 and sum(read) / len(read) >= 0.85  # measured 0.895 (0.758 before)
+    questions = [
+        row["question"]
+        for path in (QUESTIONS, BLIND)
+        for row in map(json.loads, path.read_text("utf-8").splitlines())
+        if row["category"] not in ("smalltalk", "overview")
+    ]
+    routed = [q for q in questions if intents(q) or intents.sure_smalltalk(q)]
+    assert len(questions) > 350 and not routed, routed  # measured: none of 388
