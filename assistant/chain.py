@@ -2,8 +2,9 @@
 
 door (normalise, bound) -> triage -> form -> language -> sure small talk -> evidence (retrieve,
 read; a follow-up also read with the previous question) -> gate -> compose (quotes, or a checked
-LLM) -> reply, or an overview, small talk or a refusal. Each step returns early with its own reply. LangChain is the retriever's adapter
-(`HybridRetriever`, a `BaseRetriever`) and the LLM's prompt chain (`assistant.llm`).
+LLM) -> reply, or an overview, small talk or a refusal. Each step returns early with its own
+reply. LangChain is the retriever's adapter (`HybridRetriever`, a `BaseRetriever`) and the LLM's
+prompt chain (`assistant.llm`).
 
 Every decision on the answer path is made from evidence scores: the triage model, a classifier
 of small talk and of requests for an overview (`intent.py`), and the calibrated gate
@@ -230,9 +231,9 @@ class Assistant:
         asked = message[:READ_CHARS]
         if self.language.foreign(asked, last_said(turns)):
             return replies.english_only(asked)
-        intent = self.intent(asked)
-        if intent == "smalltalk" and self.intent.sure_smalltalk(asked):  # the reader finds
-            return self.small_talk()  # "thanks!" quotes, so it is never asked
+        intent = self.intent(asked, conversation=bool(last_said(turns)))
+        if intent == "smalltalk" and self.intent.sure_smalltalk(asked):
+            return self.small_talk()  # "thanks!" is never read: the reader would find it quotes
         alone = self.evidence(asked, mode=mode)
         chosen = alone
         if worth_joining(alone.verdict) and (joined := follow_up_query(asked, turns)):

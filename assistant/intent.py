@@ -1,17 +1,17 @@
 """Messages that are not questions about the documents: small talk and requests for an overview.
 
 A softmax regression on the message's meaning (bge-small vectors) reads it as a question, small
-talk, a request for an overview or an instruction to the assistant (write code, show your
-prompt: it is then read as a question, and refused as one). It is fitted at warm-up on
-`intents.jsonl`: 16 examples of the first version, 160 messages written blind by one helper
-(I1: greetings with a vague request for help, thanks, questions about the bot, questions that
-start with "hi" or are one word long) and 70 instructions by another (I3). Small talk it is
+talk, a request for an overview or an instruction to the assistant (write code, show your prompt:
+it is then read as a question, and the gate refuses it unless the documents answer). It is fitted
+at warm-up on `intents.jsonl`: 16 examples of the first version, 160 messages written blind by one
+helper (I1: greetings with a vague request for help, thanks, questions about the bot, questions
+that start with "hi" or are one word long) and 70 instructions by another (I3). Small talk it is
 sure of is answered before the documents are read; otherwise the documents are read first, and
-likely small talk or an overview only replaces a refusal. On 190 messages two other helpers
-wrote blind (`evals/data/intents_blind.jsonl`, I2 and I4) it routes 0.895 right, against 0.758
-for the nearest example above a cosine of 0.8, which took "hello there, can you help me?" for
-a question and refused it; no question of the eval sets is routed away from the documents.
-`Examples` (the nearest example) is what `sections.py` uses. No single word decides.
+likely small talk or an overview only replaces a refusal. On 190 messages two other helpers wrote
+blind (`evals/data/intents_blind.jsonl`, I2 and I4) it routes 0.895 right, against 0.758 for the
+nearest example above a cosine of 0.8, which took "hello there, can you help me?" for a question
+and refused it; no question of the eval sets is routed away from the documents. `Examples` (the
+nearest example) is what `sections.py` uses. No single word decides.
 """
 
 from __future__ import annotations
@@ -124,12 +124,15 @@ class Intents:
         """Fit the classifier (once)."""
         self.model.warm_up()
 
-    def __call__(self, message: str) -> Intent | None:
+    def __call__(self, message: str, conversation: bool = False) -> Intent | None:
         """'smalltalk' or 'overview' when the message is likely that; None for a question, or
-        for an instruction to the assistant (it is answered, or refused, as a question is)."""
+        for an instruction to the assistant (it is answered, or refused, as a question is).
+        In a conversation an elliptical follow-up ("Tell me more about that.") can read like a
+        request for an overview, so there an overview must be sure."""
         scores = self.model.probabilities(message)
         label = max(scores, key=scores.__getitem__)
-        if label in ("smalltalk", "overview") and scores[label] >= LIKELY:
+        floor = SURE if conversation and label == "overview" else LIKELY
+        if label in ("smalltalk", "overview") and scores[label] >= floor:
             return label
         return None
 

@@ -208,6 +208,15 @@ def test_small_talk_gets_a_short_friendly_reply(assistant, message) -> None:
     assert answer.disclaimer == DISCLAIMER
 
 
+def test_a_follow_up_is_never_taken_for_a_request_for_an_overview(assistant) -> None:
+    history = [
+        {"role": "user", "content": "What are probiotics?"},
+        {"role": "assistant", "content": assistant.ask("What are probiotics?").answer},
+    ]
+    answer = assistant.ask("Tell me more about that.", history)
+    assert answer.reason != "overview", answer.answer
+
+
 @pytest.mark.parametrize("message", ["What do these documents cover?", "summarize the documents"])
 def test_an_overview_names_each_document_its_kind_and_sections(assistant, message) -> None:
     answer = assistant.ask(message)
