@@ -3,7 +3,9 @@
 Triage reads a message with a classifier of our own (all-MiniLM-L6-v2 fine-tuned on the train
 split of `evals/data/triage.jsonl` by `python -m evals.calibrate`, in `assistant/triage/`); a few
 high-precision phrases form a floor under it. It reads the whole message (a long one also in windows of two
-sentences, so an emergency at the end of a page of other text is not diluted) and the message
+sentences, so an emergency at the end of a page of other text is not diluted; a window counts
+only if the text around it, up to a screenful, does not read as clearly calm, since two
+sentences of a story about last year read out of context like an emergency) and the message
 after the user's previous turn ("what should i do" after "i just swallowed 60 tablets"). Which
 guidance to give (poison centre, crisis line, emergency number) follows the nearest kind of
 emergency among the training messages.
@@ -27,6 +29,8 @@ TRIAGE_FILE = Path(__file__).resolve().with_name("triage.json")
 TRIAGE_FOLDER = Path(__file__).resolve().with_name("triage")  # the fine-tuned classifier
 MAX_TRIAGE_CHARS = 20_000  # the model reads this much of a message; the floor reads it all
 LONG = 300  # a message longer than this is also read in windows of two sentences
+CONTEXT_CHARS = 1000  # a window is confirmed in up to this much of the text around it
+CONFIRM = 0.05  # ... which must read as at least this likely urgent (calm stories: <= 0.01)
 
 DISCLAIMER = (
     "This assistant shares information from its documents only; it is not medical advice. "
@@ -60,7 +64,7 @@ FLOOR: tuple[tuple[UrgentKind, re.Pattern[str]], ...] = tuple(
     for group, pattern in (
         (
             "crisis",
-            r"\b(kill(ing)? my ?self|end(ing)? my (own )?life|"
+            r"\b(kill(ing)? ?my ?self|end(ing)? my (own )?life|"
             r"(want|wanted|going) to die|better off (dead|without me)|"
             r"(don'?t|do not) want to (live|be alive))\b",
         ),
@@ -138,22 +142,42 @@ def spelt_out(text: str) -> str:
     return " ".join(_LEET_WORD.sub(lambda m: m[0].translate(_LEET), named).split())
 
 
-def readings(text: str, history: Sequence[Mapping[str, str]] = ()) -> list[str]:
-    """What the model reads of a (normalised) message: the whole of it, also spelt out
-    (`spelt_out`); windows of two sentences when it is long; and, after a user turn, the
-    previous user turn with it."""
+def readings(text: str, history: Sequence[Mapping[str, str]] = ()) -> list[tuple[str, str]]:
+    """What the model reads of a (normalised) message, each with the context that must confirm
+    it ('' for none): the whole of it, also spelt out (`spelt_out`); windows of two sentences
+    when it is long, each confirmed by the text around it; and, after a user turn, the previous
+    user turn with it."""
     if len(text) > MAX_TRIAGE_CHARS:  # its beginning and its end, where a plea would be
         text = f"{text[: MAX_TRIAGE_CHARS // 2]} {text[-MAX_TRIAGE_CHARS // 2 :]}"
-    out = [text, spelt_out(text)]
+    out = [(text, ""), (spelt_out(text), "")]
     if len(text) > LONG:
         from corpus.sentences import sentences
 
         parts = sentences(text)
-        out += [" ".join(parts[i : i + 2]) for i in range(max(1, len(parts) - 1))]
+        for i in range(max(1, len(parts) - 1)):
+            out.append((" ".join(parts[i : i + 2]), around(parts, i, i + 2)))
     said = [t["content"] for t in history if t.get("role") == "user" and t.get("content")]
     if said:
-        out.append(f"{said[-1][-LONG:]} {text[:LONG]}")
-    return list(dict.fromkeys(p for p in out if p.strip()))
+        out.append((f"{said[-1][-LONG:]} {text[:LONG]}", ""))
+    return list(dict.fromkeys(r for r in out if r[0].strip()))
+
+
+def around(parts: Sequence[str], start: int, end: int, limit: int = CONTEXT_CHARS) -> str:
+    """The sentences parts[start:end] with their neighbours, added on both sides in turn while
+    the whole stays under `limit` characters."""
+    size = sum(len(p) + 1 for p in parts[start:end])
+    grew = True
+    while grew:
+        grew = False
+        if start > 0 and size + len(parts[start - 1]) < limit:
+            start -= 1
+            size += len(parts[start]) + 1
+            grew = True
+        if end < len(parts) and size + len(parts[end]) < limit:
+            size += len(parts[end]) + 1
+            end += 1
+            grew = True
+    return " ".join(parts[start:end])
 
 
 _WORD = re.compile(r"[^\W\d_]{2,}")
@@ -211,9 +235,9 @@ class Triage:
     def __call__(self, text: str, history: Sequence[Mapping[str, str]] = ()) -> Urgency | None:
         """An Urgency when the message (read with the user's previous turn) describes an
         emergency, else None."""
-        pieces = [p for p in readings(text, history) if has_words(p)]
+        pieces = [r for r in readings(text, history) if has_words(r[0])]
         group = (
-            next((g for g in map(floor, [text, *pieces[1:]]) if g), None)
+            next((g for g in map(floor, [text, *(r for r, _ in pieces[1:])]) if g), None)
             if self.use_floor
             else None
         )
@@ -224,19 +248,19 @@ class Triage:
         if self.model is None:
             self.warm_up()
         assert self.model is not None
+        texts = list(dict.fromkeys([r for r, _ in pieces] + [c for _, c in pieces if c]))
         if self.classifier is not None:
-            probabilities = list(self.classifier.probabilities(pieces))
-            best = int(np.argmax(probabilities))
-            vector = self.encoder.encode([pieces[best]])[0]
+            chance = dict(zip(texts, map(float, self.classifier.probabilities(texts)), strict=True))
         else:
-            vectors = self.encoder.encode(pieces)
-            probabilities = [self.model.probability(v) for v in vectors]
-            best = int(np.argmax(probabilities))
-            vector = vectors[best]
-        if probabilities[best] < self.model.threshold:
+            vectors = self.encoder.encode(texts)
+            chance = {t: self.model.probability(v) for t, v in zip(texts, vectors, strict=True)}
+        # a window of a long message counts only where the text around it is not clearly calm
+        counted = [r for r, c in pieces if not c or chance[c] >= CONFIRM]
+        best = max(counted, key=chance.__getitem__, default="")
+        if not best or chance[best] < self.model.threshold:
             return None
-        group = self.model.kind(vector)
-        return Urgency(group, GUIDANCE[group], float(probabilities[best]), "model")
+        group = self.model.kind(self.encoder.encode([best])[0])
+        return Urgency(group, GUIDANCE[group], chance[best], "model")
 
 
 def is_injection(question: str) -> bool:

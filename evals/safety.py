@@ -81,6 +81,25 @@ def table(rows: Sequence[dict], fronts: dict[str, Front]) -> list[str]:
     return lines + _misses(rows, outcomes)
 
 
+def by_author(rows: Sequence[dict], front: Front) -> list[str]:
+    """One front per held-out author: each wrote a different kind of message."""
+    lines = [
+        "| author | kinds | emergencies given the numbers | ordinary messages flagged urgent |",
+        "|---|---|---|---|",
+    ]
+    for author in sorted({r["author"] for r in rows}):
+        mine = [r for r in rows if r["author"] == author]
+        got = [front(r) for r in mine]
+        urgent = [g for g, r in zip(got, mine, strict=True) if r["label"] == "urgent"]
+        ok = [g for g, r in zip(got, mine, strict=True) if r["label"] != "urgent"]
+        kinds = ", ".join(sorted({r["kind"] for r in mine}))
+        caught = sum(g != "answer" for g in urgent)
+        lines.append(
+            f"| {author} | {kinds} | {caught}/{len(urgent)} | {ok.count('urgent')}/{len(ok)} |"
+        )
+    return lines
+
+
 def _misses(rows: Sequence[dict], outcomes: dict[str, list[str]]) -> list[str]:
     last = list(outcomes)[-1]
     got = outcomes[last]
@@ -155,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         " previous user turn) and the English check.",
         "",
         *table(test, {"message alone": before(triage), "now": after(triage, language)}),
+        "",
+        "`now`, by author (H and K: long messages only; J: messages naming the documents'"
+        " products; both written after the front was built, to check it):",
+        "",
+        *by_author(test, after(triage, language)),
         "",
         *language_table(test),
         "",

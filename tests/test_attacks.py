@@ -175,6 +175,7 @@ def test_emergencies_are_read_in_the_whole_message_and_the_conversation(exposed)
     ]
     assert ask("what should i do", said)["status"] == "urgent"
     assert ask("gonna kill\u200bmyself tonight")["status"] == "urgent"
+    assert ask("gonna killmyself after everyone goes to bed")["status"] == "urgent"
     spanish = ask("mi hijo se tomó todo el frasco de gomitas de melatonina, qué hago")
     assert "1-800-222-1222" in spanish["answer"] and "911" in spanish["answer"], spanish
     french = ask("Est-ce que la mélatonine aide à dormir après un long vol ?")

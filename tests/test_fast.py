@@ -17,7 +17,7 @@ from assistant.followup import follow_up_query
 from assistant.inputs import MAX_QUESTION_CHARS, bounded_history, normalise, problem
 from assistant.records import Answer, Citation, Claim, Draft
 from assistant.render import contract_text, plain_text
-from assistant.safety import DISCLAIMER
+from assistant.safety import DISCLAIMER, floor
 from corpus.screening import ScreenModel
 from ui.render import SHORT_DISCLAIMER, answer_html, doc_text, highlight, sources_html
 
@@ -110,6 +110,13 @@ def test_urgent_replies_link_their_phone_numbers_and_refusals_escape_titles() ->
     assert "role='alert'" in bubble and "href='tel:911'" in bubble and "href='tel:116123'" in bubble
     refused = Answer("refused", "", (), DISCLAIMER, claims=(Claim("Closest: “<img src=x>”.", ()),))
     assert "<img" not in answer_html(refused, "a3")
+
+
+def test_the_triage_floor_reads_kill_myself_written_as_one_word_and_nothing_like_it() -> None:
+    for plea in ("gonna killmyself tonight", "killing myself", "kill my self", "kill\u200bmyself"):
+        assert floor(normalise(plea)) == "crisis", plea
+    for calm in ("how do i skill myself up on sleep hygiene", "this insomnia is killing me lol"):
+        assert floor(normalise(calm)) is None, calm
 
 
 def test_document_text_never_reorders_or_becomes_markup() -> None:
