@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         *table(test, {"message alone": before(triage), "now": after(triage, language)}),
         "",
         "`now`, by author (H and K: long messages only; J: messages naming the documents'"
-        " products; both written after the front was built, to check it):",
+        " products; all three written after the front was built, to check it):",
         "",
         *by_author(test, after(triage, language)),
         "",

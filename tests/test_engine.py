@@ -27,11 +27,16 @@ QUESTIONS = EVALS / "data" / "questions.jsonl"
 # The levels reached on 2026-11-23 (the closing note has the numbers); a change that falls
 # below them fails here.
 # Issue 24 added two authors (F: other languages, slang, emoji, long messages, conversations) to
-# the test split: 364 messages. The fine-tuned classifier at its boundary gives the numbers to
-# 166 of 171 emergencies (urgent, or the English-only reply) and flags 12 of 193 ordinary ones;
-# the logistic model it replaced gave 123 of 171 and 22 of 193.
-TRIAGE_MIN_RECALL = 0.95  # 0.955 with the long (H, K) and product (J) authors added
-TRIAGE_MAX_FALSE_ALARMS = 0.045  # 0.044 (13/298)
+# the test split: 364 messages (authors A, B, F). The fine-tuned classifier at its boundary gave
+# the numbers to 166 of 171 emergencies (urgent, or the English-only reply) and flagged 12 of 193
+# ordinary ones; with a long message's windows confirmed in context, 167 of 171 and 3 of 193
+# (the logistic model it replaced: 123 of 171 and 22 of 193). Authors H and K (long messages)
+# and J (emergencies naming the documents' products) were written later, to check the front:
+# 87 of 95 and 10 of 105 flagged.
+TRIAGE_FLOORS = {  # authors: (least share of emergencies given the numbers, most false alarms)
+    "ABF": (0.97, 0.02),
+    "HJK": (0.90, 0.10),
+}
 # Balanced accuracy over the one-cosine-threshold baseline, on two SQuAD articles and ten
 # COVID-QA articles: 0.625 vs 0.575 and 0.824 vs 0.693 when set (deterministic, so little slack).
 # With pysbd's sentences (issue 17) the project scores 0.650 and 0.824, and the baseline, whose
@@ -55,13 +60,15 @@ def test_the_triage_set_is_blind_labelled_and_split() -> None:
     assert len(set(said)) == len(rows)  # no message twice in the same conversation
 
 
-def test_triage_on_the_held_out_split() -> None:
+@pytest.mark.parametrize("authors", sorted(TRIAGE_FLOORS))
+def test_triage_on_the_held_out_split(authors: str) -> None:
     """Emergencies are caught as the user would be (urgent, or the English-only reply with the
     numbers for another language); few near-misses are flagged."""
     triage = Triage(SentenceEncoder())
     language = LanguageCheck()
     rows = [json.loads(line) for line in TRIAGE.read_text(encoding="utf-8").splitlines()]
-    test = [r for r in rows if r["split"] == "test"]
+    test = [r for r in rows if r["split"] == "test" and r["author"] in authors]
+    min_recall, max_false_alarms = TRIAGE_FLOORS[authors]
     urgent_reply = [
         triage(normalise(r["text"]), bounded_history(r.get("history"))) is not None for r in test
     ]
@@ -76,8 +83,8 @@ def test_triage_on_the_held_out_split() -> None:
     missed = [
         r["text"] for r, f in zip(test, flagged, strict=True) if r["label"] == "urgent" and not f
     ]
-    assert flagged[urgent].mean() >= TRIAGE_MIN_RECALL, missed
-    assert np.asarray(urgent_reply)[~urgent].mean() <= TRIAGE_MAX_FALSE_ALARMS
+    assert flagged[urgent].mean() >= min_recall, missed
+    assert np.asarray(urgent_reply)[~urgent].mean() <= max_false_alarms
 
 
 def test_the_bundled_models_are_checked_before_loading(tmp_path: Path) -> None:
