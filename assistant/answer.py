@@ -300,13 +300,18 @@ class ExtractiveGenerator:
         self.gate = gate  # None: the calibrated gate, read on first use
 
     def compose(
-        self, question: str, candidates: Sequence[Candidate], cautions: Sequence[Candidate] = ()
+        self,
+        question: str,
+        candidates: Sequence[Candidate],
+        cautions: Sequence[Candidate] = (),
+        parts: Sequence[Candidate] = (),
     ) -> Draft:
-        """Quote the answering sentences, the best first, each attributed and cited; `cautions`
-        (for a question about safety) are quoted after the lead."""
+        """Quote the answering sentences, the best first, each attributed and cited; `parts`
+        (the answers to a message's other questions) and `cautions` (for a question about
+        safety) are quoted after the lead."""
         if self.gate is None:
             self.gate = Gate.load()
-        chosen = select(candidates, self.gate, cautions)
+        chosen = select(candidates, self.gate, cautions, parts)
         citations = tuple(citation(n, c.passage.chunk, c.sentence) for n, c in enumerate(chosen, 1))
         claims = tuple(
             Claim(claim_text(c.sentence.text), (n,), c.passage.chunk.kind.capitalize())
@@ -316,14 +321,17 @@ class ExtractiveGenerator:
 
 
 def select(
-    scored: Sequence[Candidate], gate: Gate, cautions: Sequence[Candidate] = ()
+    scored: Sequence[Candidate],
+    gate: Gate,
+    cautions: Sequence[Candidate] = (),
+    parts: Sequence[Candidate] = (),
 ) -> list[Candidate]:
     """The best sentence first; then each other sentence that passes the gate on its own.
 
-    Another document's best sentence is included when it passes, or when the cross-encoder
-    rates it nearly as relevant as the lead (the documents may differ, as on the dose); the
-    documents' cautions, when the question asks about safety; near-duplicates of a chosen
-    sentence are not.
+    The answers to the message's other questions (`parts`) come first; another document's best
+    sentence is included when it passes, or when the cross-encoder rates it nearly as relevant
+    as the lead (the documents may differ, as on the dose); the documents' cautions, when the
+    question asks about safety; near-duplicates of a chosen sentence are not.
     """
     if not scored:
         return []
@@ -335,8 +343,11 @@ def select(
             float(c.vector @ o.vector) < 0.9 and c.sentence.text != o.sentence.text for o in chosen
         )
 
-    docs = {best.passage.chunk.doc_id}
-    for c in scored[1:]:  # the other side of the story first
+    for c in parts:
+        if len(chosen) < MAX_SENTENCES and novel(c):
+            chosen.append(c)
+    docs = {c.passage.chunk.doc_id for c in chosen}
+    for c in scored[1:]:  # the other side of the story
         close = c.relevance >= best.relevance - OTHER_SIDE_MARGIN
         if c.passage.chunk.doc_id not in docs and (gate.passes(c) or close) and novel(c):
             docs.add(c.passage.chunk.doc_id)

@@ -50,6 +50,7 @@ from corpus import embeddings
 from corpus.models import CrossEncoder, SentenceEncoder
 from corpus.protocols import Embedder, Index, Reranker, TextEncoder
 from corpus.records import Chunk
+from corpus.sentences import sentences
 from corpus.store import Store, StoreError
 from settings import Settings
 
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 PASSAGES = 8  # retrieved passages whose sentences are candidates
 CAUTION_FLOOR = 0.2  # a caution quoted for a question about safety: its sentence probability
 MAX_CAUTIONS = 2
+MAX_PARTS = 3  # a message of up to this many sentences also has each read alone
 READ_CHARS = 2 * MAX_QUESTION_CHARS  # read of an over-long message (triage reads all of it)
 
 
@@ -339,7 +341,10 @@ class Assistant:
                 draft = self.llm.compose(question, evidence.scored)
         else:
             draft = self.extractive.compose(
-                question, evidence.scored, self.cautions_for(question, evidence)
+                question,
+                evidence.scored,
+                self.cautions_for(question, evidence),
+                self.part_answers(question, evidence),
             )
         draft = check_citations(draft)
         if not draft.citations:
@@ -358,6 +363,16 @@ class Assistant:
             and self.sections.heading_is("cautions", heading(c.passage.chunk))
         ]
         return found[:MAX_CAUTIONS]
+
+    def part_answers(self, question: str, evidence: Evidence) -> list[Candidate]:
+        """For a message of two or three sentences read alone, the best sentence for each that
+        the gate answers alone too ("wat r prebiotics exactly?? and examples pls" asks two
+        things). Only after the whole message was answered: a part never decides."""
+        parts = sentences(question)
+        if evidence.query != question or not 1 < len(parts) <= MAX_PARTS:
+            return []
+        read = [self.evidence(part) for part in parts]
+        return [e.scored[0] for e in read if e.verdict.answerable and e.scored]
 
     def refusal(self, evidence: Evidence, history: Sequence[Turn]) -> Answer:
         """The documents don't answer: what they say nearest, and who to ask instead."""

@@ -179,6 +179,14 @@ def test_a_question_about_safety_also_quotes_the_documents_cautions(assistant) -
     assert_well_cited(answer)
 
 
+def test_a_message_asking_two_things_gets_both_answers(assistant) -> None:
+    answer = assistant.ask("what are prebiotics? give me some examples")
+    assert answer.status == "answered", answer.answer
+    assert "non-digestible fibers" in answer.answer, answer.answer  # what they are
+    assert "inulin" in answer.answer, answer.answer  # and the examples
+    assert_well_cited(answer)
+
+
 def test_a_follow_up_never_repeats_the_answer_it_follows(assistant) -> None:
     first = assistant.ask("does melatonin help with ibs?")
     assert first.status == "answered", first.answer

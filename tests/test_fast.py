@@ -413,6 +413,19 @@ def test_cautions_follow_the_lead_and_never_repeat_it() -> None:
     assert [c.sentence.text for c in select([best, caution], _gate())] == ["A says 1 mg."]
 
 
+def test_each_question_of_a_message_gets_its_answer_after_the_lead() -> None:
+    from assistant.answer import select
+
+    best = _candidate(3.0, "a", "Examples are inulin and FOS.", np.array([1.0, 0.0]))
+    meaning = _candidate(-4.0, "a", "Prebiotics are fibres.", np.array([0.0, 1.0]))  # fails
+    chosen = select([best, meaning], _gate(), parts=[meaning, best])
+    assert [c.sentence.text for c in chosen] == [
+        "Examples are inulin and FOS.",
+        "Prebiotics are fibres.",
+    ]
+    assert [c.sentence.text for c in select([best, meaning], _gate())] == [best.sentence.text]
+
+
 def test_a_follow_up_read_in_context_never_requotes_the_last_answer(fake_assistant) -> None:
     question = "How much melatonin do most adults take before bed?"
     first = fake_assistant.ask(question)

@@ -9,6 +9,11 @@ Sources (the datasheet, `evals/reader/data/README.md`, says who wrote what under
   answer but does not, negative against that sentence and the one before it;
 - matched questions (`match_*.jsonl`, kept in `unused/`: tried, not shipped, see the datasheet):
   a question about the very group, condition or caution a sentence names, positive against it;
+- contrast twins (`contrast_*.jsonl`): each matched question minimally edited by another helper
+  so that its sentence no longer answers it (another person, substance, condition, place or
+  number); negative against that sentence and the one before, in the matched question's group,
+  so the listwise term ranks the matched question's sentence above the same sentence read for
+  its twin;
 - follow-ups (`follow_*.jsonl`; the training ones in `unused/`, the held-out ones measured): a
   first question and an elliptical follow-up, read joined as
   the app reads them (`assistant.followup.follow_up_query`): the follow-up's own sentence is
@@ -222,6 +227,16 @@ def build(
             pairs[reader_split(item.article)] += answerable_pairs(
                 matched, row["question"], "match", rng
             )
+    for path in sorted(folder.glob("contrast_*.jsonl")):
+        matched_stem = path.stem.replace("contrast_", "match_")
+        for row in read_jsonl(path):
+            item = sentences[row["sid"]]
+            group = f"{row['sid']}/{matched_stem}/{row['n']}"  # the matched question's group
+            chosen = [item.sentences[item.gold], *item.sentences[max(0, item.gold - 1) : item.gold]]
+            pairs[reader_split(item.article)] += [
+                Pair(row["question"], s, item.heading, 0, "contrast", item.article, group)
+                for s in chosen
+            ]
     for path in sorted(folder.glob("follow_*.jsonl")):
         for n, row in enumerate(read_jsonl(path)):
             first = sentences[row["first_sid"]]

@@ -19,7 +19,7 @@ class Pair:
     heading: str
     label: int
     source: str  # squad-original, covid-original, squad-impossible, lay, near-topic, match,
-    # follow-up, follow-up-not
+    # contrast, follow-up, follow-up-not
     article: str
     group: str  # pairs of one question share a group (ranking metrics read a group)
 

@@ -42,7 +42,7 @@ class Recipe:
     warmup: float = 0.06
     frozen_layers: int = 4  # the embeddings and this many lower transformer layers
     listwise: float = 1.0  # weight of the group softmax term (0: pointwise only)
-    near_weight: float = 1.0  # weight of a near-topic pair in the pointwise term
+    near_weight: float = 1.0  # weight of a near-topic or contrast pair in the pointwise term
     seed: int = 23
     threads: int = 2
 
@@ -109,7 +109,7 @@ def loss(logits: Any, batch: Sequence[Pair], recipe: Recipe) -> Any:
 
     labels = torch.tensor([float(p.label) for p in batch], device=logits.device)
     weights = torch.tensor(
-        [recipe.near_weight if p.source == "near-topic" else 1.0 for p in batch],
+        [recipe.near_weight if p.source in ("near-topic", "contrast") else 1.0 for p in batch],
         device=logits.device,
     )
     total = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, weights) * (
